@@ -1,1 +1,12 @@
-"""(to be written by the engine core work) session fixture `fake_weights` -> path of a Keras-layout VGG-19 notop h5."""
+"""Session fixture `fake_weights`: path of a Keras-layout VGG-19 notop h5 with seeded random weights."""
+
+import pytest
+
+from tests.support.fake_vgg19 import write_fake_vgg19_weights
+from shared.paths import WEIGHTS_FILENAME
+
+
+@pytest.fixture(scope="session")
+def fake_weights(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("weights")
+    return str(write_fake_vgg19_weights(str(folder / WEIGHTS_FILENAME), seed=0))
