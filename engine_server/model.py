@@ -1,0 +1,107 @@
+"""VGG-19's convolutional part as frozen constants with a truncated forward pass.
+
+Built once per process from the Keras notop weights. The forward pass takes RGB images in 0..255,
+applies Keras' "caffe" preprocessing for these weights (RGB -> BGR, ImageNet mean subtracted) and
+returns the post-ReLU outputs of the requested layers, stopping after the deepest one.
+"""
+
+import logging
+
+import numpy as np
+import tensorflow as tf
+
+from shared.options import keras_layer_name
+
+from .errors import InputError
+from .weights import load_vgg19_weights
+
+log = logging.getLogger(__name__)
+
+# Keras' vgg19.preprocess_input (mode "caffe"): BGR means of ImageNet, on 0..255 pixels.
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+CONV_LAYERS = tuple("block%d_conv%d" % (block, conv)
+                    for block, convs in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
+                    for conv in range(1, convs + 1))
+
+
+def preprocess(rgb):
+    """RGB 0..255 (..., 3) -> Keras caffe input: BGR, ImageNet mean subtracted."""
+    return rgb[..., ::-1] - tf.constant(IMAGENET_MEAN_BGR, dtype=rgb.dtype)
+
+
+def layer_names(names):
+    """Map lecture or Keras names to Keras names; raises InputError naming the bad one."""
+    result = []
+    for name in names:
+        try:
+            result.append(keras_layer_name(name))
+        except ValueError as error:
+            raise InputError(str(error), field="layer")
+    return tuple(result)
+
+
+def pools_before(layer):
+    """How many 2x2 poolings lie before `layer` (block N has N-1)."""
+    return int(keras_layer_name(layer)[5]) - 1
+
+
+def pick_device():
+    return "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
+
+
+class VGG19Features:
+    """Frozen VGG-19 features. `passes` counts forward passes (each objective evaluation counts one)."""
+
+    def __init__(self, weights, device=None):
+        self.device = device or pick_device()
+        self.passes = 0
+        with tf.device(self.device):
+            self._layers = [(name, tf.constant(weights[name][0]), tf.constant(weights[name][1]))
+                            for name in CONV_LAYERS]
+        self._feature_functions = {}
+
+    @classmethod
+    def load(cls, weights_path=None, device=None):
+        """Read the weights file (WeightsError with one clear sentence when it is not usable)."""
+        return cls(load_vgg19_weights(weights_path), device)
+
+    def forward(self, rgb, layers, pooling="max"):
+        """Graph-buildable forward pass: rgb (B,H,W,3) float32 0..255 -> [features of `layers`]
+        in the order asked. Does not count a pass (callers inside tf.function count their own)."""
+        wanted = layer_names(layers)
+        deepest = max(CONV_LAYERS.index(name) for name in wanted)
+        outputs = {}
+        x = preprocess(rgb)
+        for index, (name, kernel, bias) in enumerate(self._layers[:deepest + 1]):
+            if index and name.endswith("_conv1"):
+                pool = tf.nn.max_pool2d if pooling == "max" else tf.nn.avg_pool2d
+                x = pool(x, ksize=2, strides=2, padding="VALID")   # as Keras' VGG19
+            x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, strides=1, padding="SAME"), bias))
+            outputs[name] = x
+        return [outputs[name] for name in wanted]
+
+    def features(self, rgb, layers, pooling="max"):
+        """Eager helper: rgb HxWx3 (or BxHxWx3) 0..255 -> {keras layer name: float32 tensor (B,H,W,C)}."""
+        wanted = layer_names(layers)
+        check_size(np.shape(rgb)[-3:-1], wanted)
+        key = (wanted, pooling)
+        if key not in self._feature_functions:
+            self._feature_functions[key] = tf.function(
+                lambda x: self.forward(x, wanted, pooling),
+                input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        rgb = tf.convert_to_tensor(rgb, tf.float32)
+        if rgb.shape.rank == 3:
+            rgb = rgb[tf.newaxis]
+        with tf.device(self.device):
+            values = self._feature_functions[key](rgb)
+        self.passes += 1
+        return dict(zip(wanted, values))
+
+
+def check_size(size, layers):
+    """An image must survive the poolings before the deepest layer with at least one position."""
+    need = 2 ** max(pools_before(name) for name in layers)
+    height, width = int(size[0]), int(size[1])
+    if height < need or width < need:
+        raise InputError("image of %dx%d pixels is too small for layer %s: each side needs at least %d pixels"
+                         % (width, height, max(layers, key=pools_before), need))
