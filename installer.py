@@ -15,6 +15,7 @@ import argparse
 import datetime
 import glob
 import hashlib
+import http.client
 import importlib.util
 import json
 import os
@@ -238,12 +239,18 @@ def make_dirs(path, manifest):
 
 
 def write_text_atomic(path, text, mode=None):
-    folder = os.path.dirname(path)
-    fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+    """Write via a temporary file and rename; keeps an existing file's permissions."""
+    if mode is None:
+        if os.path.exists(path):
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+    fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
         f.write(text)
-    if mode is not None:
-        os.chmod(temp, mode)
+    os.chmod(temp, mode)
     os.replace(temp, path)
 
 
@@ -494,7 +501,7 @@ def download(url, destination, md5, attempts=4, backoff=2.0, timeout=30):
                 return
             os.remove(part)
             last_error = "the downloaded file has md5 %s, expected %s" % (actual, md5)
-        except (urllib.error.URLError, OSError, socket.timeout, ValueError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, socket.timeout, ValueError) as error:
             last_error = getattr(error, "reason", None) or error
         out.warn("attempt %d of %d failed: %s" % (attempt, attempts, last_error))
         if attempt < attempts:
@@ -1356,6 +1363,8 @@ def install(args):
     manifest_path = os.path.join(config, MANIFEST_NAME)
     manifest = Manifest(manifest_path)
     make_dirs(config, manifest)
+    if hasattr(os, "getuid"):
+        os.chmod(config, 0o700)   # engine.json says what to run; CurveZMQ keys live here too
     make_dirs(paths.state_dir(), manifest)
     out.open_log(paths_log())
     manifest.add("file", paths_log(), what="installer log")

@@ -1,0 +1,191 @@
+"""installer.py run for real (a subprocess) for a throwaway user with fake editor folders:
+what lands where, the kritarc edit, the service unit, re-runs, --check and --uninstall."""
+
+import json
+import os
+import stat
+import sys
+
+from tests.test_installer_helpers import checkout, files_under, snapshot, user  # noqa: F401 (fixtures)
+
+KRITARC = ("[General]\r\nfoo=1\r\n\r\n"          # CRLF on purpose: it must survive
+           "[python]\r\nenable_other_plugin=false\r\n\r\n"
+           "[MainWindow]\r\nState=AAAA==\r\nlast=1")   # and no newline at the end
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", newline="") as f:
+        f.write(text)
+
+
+def read(path):
+    with open(path, newline="") as f:
+        return f.read()
+
+
+def test_install_puts_every_part_in_place(user, fake_weights):
+    user.fake_editors()
+    write(user.kritarc, KRITARC)
+    done = user.install(fake_weights)
+
+    # Krita: the .desktop file, the package, shared/ inside it, enabled in kritarc.
+    assert os.path.isfile(os.path.join(user.pykrita, "neural_style.desktop"))
+    krita_plugin = os.path.join(user.pykrita, "neural_style")
+    assert files_under(os.path.join(krita_plugin, "shared")) == files_under(os.path.join(user.checkout, "shared"))
+    source_files = files_under(os.path.join(user.checkout, "plugin_krita", "neural_style"))
+    assert set(source_files) <= set(files_under(krita_plugin))
+    assert read(user.kritarc) == KRITARC.replace(
+        "enable_other_plugin=false\r\n", "enable_other_plugin=false\r\nenable_neural_style=true\r\n") + "\r\n"
+
+    # GIMP: folder named like the script, script executable, shared/ inside.
+    gimp_plugin = os.path.join(user.gimp_plugins, "neural_style")
+    script = os.path.join(gimp_plugin, "neural_style.py")
+    assert os.stat(script).st_mode & stat.S_IXUSR
+    assert files_under(os.path.join(gimp_plugin, "shared")) == files_under(os.path.join(user.checkout, "shared"))
+    for plugin in (krita_plugin, gimp_plugin):
+        with open(os.path.join(plugin, "install_info.json")) as f:
+            assert json.load(f)["version"] == "0.1.0"
+        assert not any("__pycache__" in p for p in files_under(plugin))
+
+    # Weights: an exact copy, loudly unverified.
+    with open(user.weights, "rb") as installed, open(fake_weights, "rb") as original:
+        assert installed.read() == original.read()
+    assert "WITHOUT checking" in done.output
+
+    # engine.json: the plugins' client runs this to start the engine.
+    with open(user.engine_json) as f:
+        config = json.load(f)
+    assert config["command"] == [sys.executable, "-m", "engine_server"]
+    assert config["weights"] == user.weights and config["version"] == "0.1.0"
+    assert stat.S_IMODE(os.stat(os.path.dirname(user.engine_json)).st_mode) == 0o700
+
+    # The systemd user unit: written, not enabled (--no-start).
+    unit = read(user.unit)
+    assert 'ExecStart="%s" -m engine_server run' % sys.executable in unit
+    assert 'Environment="NEURAL_STYLE_WEIGHTS=%s"' % user.weights in unit
+    assert "WantedBy=default.target" in unit
+    assert not os.path.exists(os.path.join(os.path.dirname(user.unit), "default.target.wants"))
+    assert "written, not enabled" in done.output
+
+    # The summary names every part.
+    summary = done.output.split("\nSummary\n", 1)[1]
+    for where in (user.weights, krita_plugin, gimp_plugin, user.engine_json, user.unit):
+        assert where in summary
+
+
+def test_flatpak_and_snap_folders_are_found(user, fake_weights):
+    flatpak_krita = os.path.join(user.home, ".var", "app", "org.kde.krita")
+    flatpak_gimp = os.path.join(user.home, ".var", "app", "org.gimp.GIMP", "config", "GIMP", "3.0")
+    snap_gimp = os.path.join(user.home, "snap", "gimp", "current", ".config", "GIMP", "3.0")
+    for folder in (flatpak_krita, flatpak_gimp, snap_gimp):
+        os.makedirs(folder)
+    user.install(fake_weights, "--no-service", "--no-editor-deps")
+    assert os.path.isfile(os.path.join(flatpak_krita, "data", "krita", "pykrita", "neural_style.desktop"))
+    assert "enable_neural_style=true" in read(os.path.join(flatpak_krita, "config", "kritarc"))
+    for gimp in (flatpak_gimp, snap_gimp):
+        assert os.access(os.path.join(gimp, "plug-ins", "neural_style", "neural_style.py"), os.X_OK)
+
+
+def test_dir_overrides_replace_detection(user, fake_weights, tmp_path):
+    user.fake_editors()
+    krita, gimp = str(tmp_path / "my-pykrita"), str(tmp_path / "my-plug-ins")
+    user.install(fake_weights, "--krita-dir", krita, "--gimp-dir", gimp, "--no-service")
+    assert os.path.isfile(os.path.join(krita, "neural_style.desktop"))
+    assert os.path.isfile(os.path.join(gimp, "neural_style", "neural_style.py"))
+    assert not os.path.exists(user.pykrita) and not os.path.exists(user.gimp_plugins)
+
+
+def test_rerun_is_idempotent_and_upgrades_in_place(user, fake_weights):
+    user.fake_editors()
+    write(user.kritarc, KRITARC)
+    user.install(fake_weights)
+    first = snapshot(user.home)
+    manifest_path = os.path.join(user.config, "neural-style", "install-manifest.json")
+    with open(manifest_path) as f:
+        first_items = json.load(f)["items"]
+
+    stale = os.path.join(user.gimp_plugins, "neural_style", "removed_in_this_version.py")
+    write(stale, "")
+    user.install(fake_weights)
+    second = snapshot(user.home)
+    changing = ("install_info.json", "installer.log", "install-manifest.json")
+    assert {p: v for p, v in first.items() if not p.endswith(changing)} == \
+           {p: v for p, v in second.items() if not p.endswith(changing)}
+    assert not os.path.exists(stale)
+    assert read(user.kritarc).count("enable_neural_style") == 1
+    with open(manifest_path) as f:
+        assert json.load(f)["items"] == first_items
+
+
+def test_check_passes_then_catches_corrupt_weights_and_missing_plugin(user, fake_weights):
+    user.fake_editors()
+    user.install(fake_weights)
+    healthy = user.run("--check")
+    assert healthy.returncode == 0, healthy.output
+    assert "UNVERIFIED" in healthy.output and "all is well" in healthy.output
+
+    with open(user.weights, "r+b") as f:   # damage the file in the middle
+        f.seek(os.path.getsize(user.weights) // 2)
+        f.write(b"\0garbage\0" * 64)
+    os.remove(os.path.join(user.gimp_plugins, "neural_style", "neural_style.py"))
+    broken = user.run("--check")
+    assert broken.returncode == 1, broken.output
+    lines = broken.output.splitlines()
+    weights_row = next(line for line in lines if line.strip().startswith("VGG-19 weights"))
+    gimp_row = next(line for line in lines if line.strip().startswith("GIMP 3 (native)"))
+    krita_row = next(line for line in lines if line.strip().startswith("Krita (native)"))
+    assert " FAIL " in weights_row and "damaged" in weights_row
+    assert " FAIL " in gimp_row and "plugin missing" in gimp_row
+    assert " ok " in krita_row
+    assert "-> run: python3 installer.py" in broken.output
+    assert "2 problem(s)" in broken.output
+
+
+def test_uninstall_removes_everything_it_installed_and_nothing_else(user, fake_weights):
+    user.fake_editors()
+    write(user.kritarc, KRITARC)
+    other_plugin = os.path.join(user.pykrita, "other_plugin.desktop")
+    write(other_plugin, "[Desktop Entry]\n")
+    before = snapshot(user.root)
+
+    user.install(fake_weights)
+    mine = os.path.join(user.data, "neural-style", "styles", "my_style.tfrecord")
+    write(mine, "the user's own style library")   # made after installing, inside a folder the installer made
+    done = user.run("--uninstall")
+    assert done.returncode == 0, done.output
+
+    after = snapshot(user.root)
+    created = {p for p in after if p not in before}
+    assert created == {os.path.relpath(p, user.root) for p in (
+        mine, os.path.dirname(mine), os.path.join(user.data, "neural-style"))}, sorted(created)
+    assert {p: v for p, v in after.items() if p in before} == before
+    assert "kept" in done.output
+
+    again = user.run("--uninstall")
+    assert again.returncode == 0 and "Nothing to uninstall" in again.output
+
+
+def test_uninstall_removes_the_kritarc_it_created(user, fake_weights):
+    user.fake_editors()
+    before = snapshot(user.root)
+    user.install(fake_weights, "--no-service")
+    assert read(user.kritarc) == "[python]\nenable_neural_style=true\n"
+    assert user.run("--uninstall").returncode == 0
+    assert snapshot(user.root) == before
+
+
+def test_weights_that_fail_verification_are_refused(user, fake_weights):
+    user.fake_editors()
+    done = user.run("--reuse-env", "--weights", fake_weights, "--no-service")
+    assert done.returncode == 1
+    assert "Traceback" not in done.output
+    assert "253f8cb515780f3b799900260a226db6" in done.output and "--no-verify" in done.output
+    assert not os.path.exists(user.weights)
+
+
+def test_user_errors_are_one_clear_message(user, tmp_path):
+    missing = user.run("--reuse-env", "--weights", str(tmp_path / "nope.h5"), "--no-verify")
+    assert missing.returncode == 1 and "no such file" in missing.output and "Traceback" not in missing.output
+    usage = user.run("--no-verify")
+    assert usage.returncode == 2 and "--no-verify only applies to --weights FILE" in usage.output

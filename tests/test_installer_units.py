@@ -1,0 +1,240 @@
+"""installer.py's pieces in-process: the kritarc edit and its undo, the TensorFlow choice, the
+weights download (resume, retry, verify, offline) against a local HTTP server, editor folders per
+platform, and the pins against pyproject.toml."""
+
+import hashlib
+import http.server
+import importlib.util
+import os
+import re
+import threading
+
+import pytest
+
+import installer
+
+
+# ---- kritarc ----------------------------------------------------------------------------------
+
+KRITARC_CASES = {
+    "no python section": ("[General]\nfoo=1\n", "[General]\nfoo=1\n\n[python]\nenable_neural_style=true\n"),
+    "no final newline": ("[General]\nfoo=1", "[General]\nfoo=1\n\n[python]\nenable_neural_style=true\n"),
+    "python section in the middle": (
+        "[General]\na=1\n\n[python]\nenable_x=false\n\n[Z]\nb=2\n",
+        "[General]\na=1\n\n[python]\nenable_x=false\nenable_neural_style=true\n\n[Z]\nb=2\n"),
+    "switched off before": ("[python]\nenable_neural_style=false\nenable_y=true\n",
+                            "[python]\nenable_neural_style=true\nenable_y=true\n"),
+    "CRLF": ("[python]\r\nenable_x=true\r\n[Z]\r\nq=1\r\n",
+             "[python]\r\nenable_x=true\r\nenable_neural_style=true\r\n[Z]\r\nq=1\r\n"),
+    "empty file": ("", "[python]\nenable_neural_style=true\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KRITARC_CASES))
+def test_kritarc_edit_keeps_other_lines_and_uninstall_restores_the_file(tmp_path, case):
+    before, expected = KRITARC_CASES[case]
+    path = str(tmp_path / "kritarc")
+    with open(path, "w", newline="") as f:
+        f.write(before)
+    manifest = installer.Manifest(str(tmp_path / "manifest.json"))
+    installer.set_kritarc(path, manifest)
+    installer.set_kritarc(path, manifest)          # twice: same result
+    with open(path, newline="") as f:
+        assert f.read() == expected
+    installer.unset_kritarc(manifest.find("kritarc", path))
+    with open(path, newline="") as f:
+        assert f.read() == before
+
+
+def test_kritarc_uninstall_keeps_what_krita_added_meanwhile(tmp_path):
+    path = str(tmp_path / "kritarc")
+    manifest = installer.Manifest(str(tmp_path / "manifest.json"))
+    installer.set_kritarc(path, manifest)
+    with open(path, "a") as f:
+        f.write("enable_other=true\n\n[General]\nx=1\n")   # Krita rewrote the file meanwhile
+    installer.unset_kritarc(manifest.find("kritarc", path))
+    with open(path) as f:
+        assert f.read() == "[python]\nenable_other=true\n\n[General]\nx=1\n"
+
+
+# ---- TensorFlow build ---------------------------------------------------------------------------
+
+def test_gpu_build_only_with_an_nvidia_driver_on_linux(tmp_path):
+    proc = tmp_path / "version"
+    proc.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14\n")
+    driver = installer.nvidia_driver(str(proc))
+    assert "550.54.14" in driver
+    requirement, reason = installer.choose_tensorflow("auto", "Linux", lambda: driver)
+    assert requirement == "tensorflow[and-cuda]==%s" % installer.TENSORFLOW_VERSION and "550.54.14" in reason
+    requirement, reason = installer.choose_tensorflow("auto", "Linux", lambda: None)
+    assert requirement.startswith("tensorflow-cpu==") and "no NVIDIA driver" in reason
+    assert installer.choose_tensorflow("cpu", "Linux", lambda: driver)[0].startswith("tensorflow-cpu==")
+    assert installer.choose_tensorflow("auto", "Darwin", lambda: driver)[0].startswith("tensorflow==")
+    assert installer.choose_tensorflow("auto", "Windows", lambda: driver)[0].startswith("tensorflow-cpu==")
+    with pytest.raises(installer.InstallError, match="WSL2"):
+        installer.choose_tensorflow("gpu", "Windows")
+
+
+def test_no_driver_without_proc_file_or_nvidia_smi(tmp_path, monkeypatch):
+    monkeypatch.setattr(installer.shutil, "which", lambda name: None)
+    assert installer.nvidia_driver(str(tmp_path / "absent")) is None
+
+
+def test_pins_cover_every_dependency_of_pyproject():
+    with open(os.path.join(installer.HERE, "pyproject.toml")) as f:
+        block = re.search(r"^dependencies = \[(.*?)^\]", f.read(), re.MULTILINE | re.DOTALL).group(1)
+    needed = {re.match(r'\s*"([A-Za-z0-9_.-]+)', line).group(1).lower()
+              for line in block.splitlines() if line.strip().startswith('"')}
+    pinned = {p.split("==")[0].lower() for p in installer.PINNED} | {"tensorflow", "tensorflow-cpu"}
+    assert needed <= pinned, needed - pinned
+    assert all(re.match(r"^[a-z0-9-]+==\d+(\.\d+)+$", p) for p in installer.PINNED + installer.EDITOR_DEPS)
+
+
+# ---- weights download ---------------------------------------------------------------------------
+
+PAYLOAD = bytes(range(256)) * 4096          # 1 MiB
+
+
+class FlakyServer:
+    """Serves PAYLOAD with Range support; the first `cuts` responses stop halfway."""
+
+    def __init__(self, cuts=0, payload=PAYLOAD):
+        self.cuts, self.payload, self.ranges = cuts, payload, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                start = 0
+                header = self.headers.get("Range")
+                server.ranges.append(header)
+                if header:
+                    start = int(re.match(r"bytes=(\d+)-", header).group(1))
+                    if start >= len(server.payload):
+                        self.send_response(416)
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", "bytes %d-%d/%d" % (start, len(server.payload) - 1,
+                                                                          len(server.payload)))
+                else:
+                    self.send_response(200)
+                body = server.payload[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server.cuts > 0:
+                    server.cuts -= 1
+                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/vgg19.h5" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+MD5 = hashlib.md5(PAYLOAD).hexdigest()
+
+
+def test_download_resumes_a_cut_connection_with_a_range_request(tmp_path):
+    target = str(tmp_path / "w.h5")
+    with FlakyServer(cuts=1) as server:
+        installer.download(server.url, target, MD5, attempts=3, backoff=0)
+    with open(target, "rb") as f:
+        assert f.read() == PAYLOAD
+    assert server.ranges == [None, "bytes=%d-" % (len(PAYLOAD) // 2)]
+    assert not os.path.exists(target + ".part")
+
+
+def test_download_continues_a_part_file_left_by_an_earlier_run(tmp_path):
+    target = str(tmp_path / "w.h5")
+    with open(target + ".part", "wb") as f:
+        f.write(PAYLOAD[:1000])
+    with FlakyServer() as server:
+        installer.download(server.url, target, MD5, attempts=1, backoff=0)
+    assert server.ranges == ["bytes=1000-"]
+    with open(target, "rb") as f:
+        assert f.read() == PAYLOAD
+
+
+def test_download_with_a_wrong_checksum_retries_then_gives_manual_steps(tmp_path):
+    target = str(tmp_path / "w.h5")
+    with FlakyServer() as server:
+        with pytest.raises(installer.InstallError) as error:
+            installer.download(server.url, target, "0" * 32, attempts=2, backoff=0)
+    assert len(server.ranges) == 2                      # retried from scratch
+    message = str(error.value)
+    assert "md5" in message and server.url in message and "--weights" in message
+    assert not os.path.exists(target) and not os.path.exists(target + ".part")
+
+
+def test_offline_download_says_what_to_do_by_hand(tmp_path):
+    with FlakyServer() as server:
+        url = server.url                                # a port nobody listens on afterwards
+    with pytest.raises(installer.InstallError) as error:
+        installer.download(url, str(tmp_path / "w.h5"), MD5, attempts=2, backoff=0, timeout=5)
+    message = str(error.value)
+    assert "could not download" in message and "by hand" in message and "installer.py --weights" in message
+
+
+def test_weights_url_and_hash_are_keras_own():
+    spec = importlib.util.find_spec("keras")      # located, not imported (that would load TensorFlow)
+    candidate = os.path.join(os.path.dirname(spec.origin), "src", "applications", "vgg19.py") if spec else ""
+    if not os.path.exists(candidate):
+        pytest.skip("Keras' vgg19.py is not installed here")
+    with open(candidate) as f:
+        keras_source = f.read()
+    url = "".join(re.findall(r'"([^"]*)"', keras_source.split("WEIGHTS_PATH_NO_TOP = (", 1)[1].split(")", 1)[0]))
+    assert url == installer.WEIGHTS_URL
+    assert 'file_hash="%s"' % installer.WEIGHTS_MD5 in keras_source
+
+
+# ---- editor folders per platform ------------------------------------------------------------------
+
+def test_editor_folders_on_macos(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(installer.platform, "system", lambda: "Darwin")
+    support = tmp_path / "Library" / "Application Support"
+    (support / "krita").mkdir(parents=True)
+    (support / "GIMP" / "3.0").mkdir(parents=True)
+    (krita,), (gimp,) = installer.find_kritas(), installer.find_gimps()
+    assert krita.folder == str(support / "krita" / "pykrita")
+    assert krita.kritarc == str(tmp_path / "Library" / "Preferences" / "kritarc")
+    assert gimp.folder == str(support / "GIMP" / "3.0" / "plug-ins")
+    assert gimp.vendor_dir() == str(support / "GIMP" / "3.0" / "plug-ins" / "neural_style")
+    assert krita.vendor_dir() == krita.folder
+
+
+def test_editor_folders_on_windows(tmp_path, monkeypatch):
+    appdata, local = tmp_path / "Roaming", tmp_path / "Local"
+    program_files = tmp_path / "Program Files"
+    (appdata / "krita").mkdir(parents=True)
+    (program_files / "GIMP 3" / "bin").mkdir(parents=True)
+    (program_files / "GIMP 3" / "bin" / "python312.dll").write_bytes(b"")
+    for name, value in (("APPDATA", appdata), ("LOCALAPPDATA", local), ("ProgramFiles", program_files)):
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.delenv("ProgramW6432", raising=False)
+    monkeypatch.setattr(installer.platform, "system", lambda: "Windows")
+    (krita,), (gimp,) = installer.find_kritas(), installer.find_gimps()
+    assert krita.folder == os.path.join(str(appdata), "krita", "pykrita")
+    assert krita.kritarc == os.path.join(str(local), "kritarc")
+    assert gimp.folder == os.path.join(str(appdata), "GIMP", "3.0", "plug-ins")
+    assert gimp.python_version == "3.12"
+
+
+def test_wheel_platform_tags():
+    assert installer.wheel_platforms("Windows", "AMD64") == ["win_amd64"]
+    assert "manylinux2014_aarch64" in installer.wheel_platforms("Linux", "arm64")
+    assert any(tag.endswith("arm64") for tag in installer.wheel_platforms("Darwin", "arm64"))
