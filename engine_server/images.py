@@ -1,0 +1,168 @@
+"""Image files in and out (Pillow), and resizing of float images.
+
+Loading converts whatever Pillow can read (grayscale, CMYK, palette, 16-bit, alpha, EXIF-rotated)
+to float32 RGB 0..255 and keeps the alpha channel aside. Every failure is an InputError with one
+sentence naming the file: missing, not an image, truncated, 0 pixels, or too many pixels
+(decompression-bomb protection: the size is checked before any pixel is decoded).
+"""
+
+import os
+import struct
+import warnings
+import zlib
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import InputError
+
+MAX_PIXELS = 100_000_000        # the largest image file the engine decodes (options.max_size caps the work size)
+MAX_SIDE = 65535
+
+
+def _open(path, what):
+    if not os.path.exists(path):
+        raise InputError("%s file %s does not exist" % (what, path))
+    if not os.path.isfile(path):
+        raise InputError("%s path %s is not a file" % (what, path))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # _check_size decides
+            return Image.open(path)
+    except Image.DecompressionBombError:
+        raise InputError("%s file %s has too many pixels (over %d); refusing it as a possible decompression bomb"
+                         % (what, path, MAX_PIXELS))
+    except Image.UnidentifiedImageError:
+        raise InputError("%s file %s is not an image Pillow can read (PNG, JPEG, TIFF, WebP, ...)" % (what, path))
+    except (OSError, ValueError, SyntaxError) as error:
+        raise InputError("%s file %s cannot be read as an image (%s)" % (what, path, _short(error)))
+
+
+def _short(error):
+    return " ".join(str(error).split()).rstrip(".")[:160] or type(error).__name__
+
+
+def _check_size(image, path, what):
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise InputError("%s file %s has no pixels (%dx%d)" % (what, path, width, height))
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise InputError("%s file %s is %dx%d pixels, more than the %d-pixel limit; refusing it as a possible "
+                         "decompression bomb" % (what, path, width, height, MAX_PIXELS))
+
+
+def _to_float(image):
+    """A loaded Pillow image -> (rgb float32 HxWx3 0..255, alpha float32 HxW 0..255 or None)."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or values.max() > 255 else 255.0
+        gray = np.clip(values * (255.0 / top), 0, 255).astype(np.float32)
+        return np.repeat(gray[..., None], 3, axis=-1), None
+    if mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        if values.max() <= 1.0:
+            values = values * 255.0
+        gray = np.clip(values, 0, 255).astype(np.float32)
+        return np.repeat(gray[..., None], 3, axis=-1), None
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode in ("P", "L", "RGB") and "transparency" in image.info)
+    converted = image.convert("RGBA" if has_alpha else "RGB")
+    pixels = np.asarray(converted, dtype=np.float32)
+    if has_alpha:
+        return np.ascontiguousarray(pixels[..., :3]), np.ascontiguousarray(pixels[..., 3])
+    return pixels, None
+
+
+def load_image(path, what="image"):
+    """path -> (rgb float32 HxWx3 0..255, alpha float32 HxW 0..255 or None). `what` names the file in errors."""
+    path = os.fspath(path)
+    image = _open(path, what)
+    with image:
+        _check_size(image, path, what)
+        try:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+        except (OSError, ValueError, SyntaxError, EOFError) as error:
+            text = _short(error)
+            kind = "is truncated or damaged" if "truncat" in text.lower() else "cannot be decoded"
+            raise InputError("%s file %s %s (%s)" % (what, path, kind, text))
+        _check_size(image, path, what)
+        return _to_float(image)
+
+
+def load_rgb(path, what="image"):
+    return load_image(path, what)[0]
+
+
+def resize(pixels, size):
+    """Resize a float32 HxW or HxWxC image to `size` (height, width), Lanczos (antialiased when shrinking)."""
+    height, width = int(size[0]), int(size[1])
+    pixels = np.asarray(pixels, np.float32)
+    if pixels.shape[:2] == (height, width):
+        return pixels.copy()
+    if pixels.ndim == 2:
+        return np.asarray(Image.fromarray(pixels, "F").resize((width, height), Image.LANCZOS), np.float32)
+    return np.stack([resize(pixels[..., c], size) for c in range(pixels.shape[2])], axis=-1)
+
+
+def fit_size(size, longest):
+    """(height, width) scaled so the longest side is `longest` (each side at least 1)."""
+    height, width = size
+    scale = float(longest) / max(height, width)
+    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+
+
+def save_png(path, rgb, alpha=None, bits=8):
+    """Write float RGB 0..255 (and optional alpha 0..255) as an 8- or 16-bit PNG."""
+    rgb = np.clip(np.nan_to_num(np.asarray(rgb, np.float64)), 0, 255)
+    channels = [rgb] if alpha is None else [rgb, np.clip(np.asarray(alpha, np.float64), 0, 255)[..., None]]
+    pixels = np.concatenate(channels, axis=-1)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError("output folder %s does not exist" % folder)
+    try:
+        if bits == 8:
+            Image.fromarray(np.round(pixels).astype(np.uint8), "RGB" if alpha is None else "RGBA").save(path, "PNG")
+        elif bits == 16:
+            _write_png16(path, np.round(pixels * (65535.0 / 255.0)).astype(">u2"))
+        else:
+            raise ValueError("bits must be 8 or 16")
+    except OSError as error:
+        raise InputError("cannot write %s (%s)" % (path, error.strerror or error))
+
+
+def _png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _write_png16(path, pixels):
+    """Pillow writes 16-bit PNGs only for grayscale, so RGB(A) 16-bit is written here (filter 0 rows)."""
+    height, width, channels = pixels.shape
+    color_type = {3: 2, 4: 6}[channels]
+    rows = pixels.reshape(height, width * channels)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
+    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    with open(path, "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+                     + _png_chunk(b"IDAT", zlib.compress(raw, 6)) + _png_chunk(b"IEND", b""))
+
+
+def read_png16(path):
+    """Read back a 16-bit RGB(A) PNG written by `save_png` (non-interlaced, filter 0 rows) -> uint16 HxWxC."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    position, idat, header = 8, b"", None
+    while position < len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        body = data[position + 8:position + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        position += 12 + length
+    width, height, depth, color_type = header[:4]
+    channels = {2: 3, 6: 4}[color_type]
+    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + width * channels * 2)
+    if depth != 16 or raw[:, 0].any():
+        raise ValueError("only unfiltered 16-bit PNGs are supported")
+    return raw[:, 1:].copy().view(">u2").reshape(height, width, channels).astype(np.uint16)

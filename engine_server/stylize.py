@@ -1,0 +1,255 @@
+"""Gatys style transfer of one content image: targets, coarse-to-fine scales, the optimizer loop.
+
+    stylize(model, content, [StyleInput(image, weight, key)], options,
+            on_progress=None, should_cancel=None, gram_cache=None, init_image=None)
+      -> float32 HxWx3 RGB 0..255 at the working size (longest side <= options["max_size"])
+
+See docs/engine.md for the scales, the Gram rescaling and "preserve colors".
+"""
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from shared.options import defaults
+
+from . import colors
+from .errors import Cancelled, InputError
+from .images import fit_size, resize
+from .losses import Objective, feature_positions, gram, rescale_gram
+from .model import check_size, layer_names, pools_before
+from .optimize import LBFGS, Adam
+
+log = logging.getLogger(__name__)
+
+COARSEST_SIDE = 128        # automatic scales: the first one has a longest side of at least this
+MAX_AUTO_SCALES = 4
+MAX_STYLE_SIDE = 4096      # style images are never worked on larger than this (memory)
+
+
+@dataclass
+class StyleInput:
+    image: Any                  # float32 HxWx3 RGB 0..255
+    weight: float = 1.0         # blend weight (used when options["style_blend_weights"] is empty)
+    key: Optional[str] = None   # set (e.g. a style library id) to let a gram_cache answer for it
+
+
+@dataclass
+class Progress:
+    stage: str                  # "optimize"
+    scale: int                  # 0-based
+    scales: int
+    iteration: int              # overall, 1-based
+    iterations: int             # overall total
+    content_loss: float
+    style_loss: float
+    tv_loss: float
+    total_loss: float
+    elapsed_s: float
+    image: Callable[[], Any] = field(repr=False)   # -> float32 HxWx3 0..255 at this scale's size
+
+
+def _as_image(array, what):
+    image = np.asarray(array, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError("%s must be an HxWx3 RGB array, got shape %s" % (what, tuple(np.shape(array))))
+    if not np.isfinite(image).all():
+        raise InputError("%s contains NaN or infinite values" % what)
+    return np.clip(image, 0.0, 255.0)
+
+
+def plan_scales(size, options, layers):
+    """[(height, width)] from coarse to fine, each about twice the previous, ending at `size`."""
+    longest = max(size)
+    need = 2 ** max(pools_before(name) for name in layers)
+    count = int(options.get("scales") or 0)
+    if count <= 0:
+        count = 1 + max(0, int(math.floor(math.log2(longest / float(COARSEST_SIDE)))))
+        count = min(count, MAX_AUTO_SCALES)
+    count = max(1, min(count, int(options["iterations"])))
+    sizes = [fit_size(size, longest / 2.0 ** (count - 1 - k)) if k < count - 1 else tuple(size)
+             for k in range(count)]
+    return [s for s in sizes if min(s) >= need] or [tuple(size)]
+
+
+def split_iterations(total, scales):
+    """More iterations where they are cheap: scale k gets a share proportional to 2^(scales-1-k)."""
+    shares = [2.0 ** (scales - 1 - k) for k in range(scales)]
+    counts = [max(1, int(total * share / sum(shares))) for share in shares]
+    counts[0] += total - sum(counts)
+    while counts[0] < 1:          # only when total < scales, which plan_scales prevents
+        counts[counts.index(max(counts))] -= 1
+        counts[0] += 1
+    return counts
+
+
+def blend_weights(styles, options):
+    given = tuple(options.get("style_blend_weights") or ())
+    if given and len(given) != len(styles):
+        raise InputError("style_blend_weights must have one weight per style image (%d), got %d"
+                         % (len(styles), len(given)), field="options.style_blend_weights")
+    weights = [float(w) for w in (given or [s.weight for s in styles])]
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise InputError("style blend weights must be non-negative numbers with a positive sum, got %s"
+                         % (weights,), field="options.style_blend_weights")
+    return [w / sum(weights) for w in weights]
+
+
+class _Targets:
+    """Content features and blended, rescaled style Grams for one working size."""
+
+    def __init__(self, model, options, gram_cache):
+        self.model, self.options, self.gram_cache = model, options, gram_cache
+        self.pooling = options["pooling"]
+        self.content_layer = layer_names([options["content_layer"]])[0]
+        self.style_layers = layer_names(options["style_layers"])
+
+    def content(self, content, always=False):
+        if not always and float(self.options["content_weight"]) == 0.0:   # saves a forward pass
+            return None
+        return self.model.features(content, [self.content_layer], self.pooling)[self.content_layer].numpy()
+
+    def style_grams(self, image, key):
+        """{layer: Gram of the style image at its own size}; asks and fills the cache when keyed."""
+        size = tuple(image.shape[:2])
+        grams = {}
+        if key is not None and self.gram_cache is not None:
+            for name in self.style_layers:
+                cached = self.gram_cache.get(key, size, name, self.pooling)
+                if cached is not None:
+                    grams[name] = np.asarray(cached, np.float32)
+        missing = [name for name in self.style_layers if name not in grams]
+        if missing:
+            features = self.model.features(image, missing, self.pooling)
+            for name in missing:
+                grams[name] = gram(features[name]).numpy()
+                if key is not None and self.gram_cache is not None:
+                    self.gram_cache.put(key, size, name, self.pooling, grams[name])
+        return grams
+
+    def styles(self, style_images, keys, weights, size):
+        """Blend of the styles' Grams, each rescaled to the positions of an output of `size`."""
+        blended = {}
+        for image, key, weight in zip(style_images, keys, weights):
+            style_size = fit_size(image.shape[:2], min(MAX_STYLE_SIDE, self.options["style_scale"] * max(size)))
+            check_size(style_size, self.style_layers)
+            grams = self.style_grams(resize(image, style_size), key)
+            for name in self.style_layers:
+                target = rescale_gram(grams[name], feature_positions(style_size, name), feature_positions(size, name))
+                blended[name] = blended.get(name, 0.0) + weight * target
+        return blended
+
+
+def stylize(model, content, styles, options, on_progress=None, should_cancel=None, gram_cache=None,
+            init_image=None):
+    """Optimize an image to have `content`'s content and the styles' style (see the module doc)."""
+    options = {**defaults(), **dict(options or {})}
+    started = time.monotonic()
+    content = _as_image(content, "content image")
+    if not styles:
+        raise InputError("at least one style image is needed", field="styles")
+    style_images = [_as_image(s.image, "style image %d" % (i + 1)) for i, s in enumerate(styles)]
+    weights = blend_weights(styles, options)
+    layers = layer_names(options["style_layers"]) + layer_names([options["content_layer"]])
+    if len(options["style_layer_weights"]) != len(options["style_layers"]):
+        raise InputError("style_layer_weights must have one weight per style layer (%d), got %d"
+                         % (len(options["style_layers"]), len(options["style_layer_weights"])),
+                         field="options.style_layer_weights")
+    work_size = tuple(content.shape[:2])
+    if max(work_size) > options["max_size"]:
+        work_size = fit_size(work_size, options["max_size"])
+    check_size(work_size, layers)
+    full_content = resize(content, work_size)
+
+    keys = [s.key for s in styles]
+    color_source = None
+    if options["preserve_colors"]:
+        # Luminance-only transfer; the Grams then depend on this content, so the cache is not used.
+        content_y = colors.luminance(full_content)
+        style_images = [colors.gray_rgb(colors.match_luminance(colors.luminance(s), content_y)) for s in style_images]
+        color_source, full_content = full_content, colors.gray_rgb(content_y)
+        keys = [None] * len(keys)
+
+    if init_image is not None:
+        start = resize(_as_image(init_image, "init image"), work_size)
+        if color_source is not None:
+            start = colors.gray_rgb(colors.luminance(start))
+    elif options["init"] == "noise":
+        start = np.random.default_rng(options["seed"]).uniform(0.0, 255.0, work_size + (3,)).astype(np.float32)
+    else:
+        start = full_content
+
+    sizes = plan_scales(work_size, options, layers)
+    counts = split_iterations(int(options["iterations"]), len(sizes))
+    total_iterations = sum(counts)
+    targets = _Targets(model, options, gram_cache)
+
+    def finish(pixels):
+        pixels = np.clip(resize(pixels, work_size), 0.0, 255.0)
+        return colors.combine(pixels, color_source) if color_source is not None else pixels
+
+    x = resize(start, sizes[0])
+    done = 0
+    for scale, (size, count) in enumerate(zip(sizes, counts)):
+        x = np.clip(resize(x, size), 0.0, 255.0)
+        if should_cancel is not None and should_cancel():
+            raise Cancelled(finish(x))
+        objective = Objective(model, options, targets.content(resize(full_content, size)),
+                              targets.styles(style_images, keys, weights, size))
+        shape = size + (3,)
+
+        def fun(flat, objective=objective, shape=shape):
+            value, grad, parts = objective.evaluate(flat.reshape(shape))
+            return value, grad, parts
+
+        if options["optimizer"] == "adam":
+            optimizer = Adam(fun, x, learning_rate=float(options["learning_rate"]))
+        else:
+            optimizer = LBFGS(fun, x)
+        log.info("scale %d/%d: %dx%d, %d iterations", scale + 1, len(sizes), size[1], size[0], count)
+        for _ in range(count):
+            if should_cancel is not None and should_cancel():
+                raise Cancelled(finish(optimizer.best_x.reshape(shape)))
+            optimizer.step()
+            done += 1
+            if on_progress is not None:
+                parts = optimizer.extras
+                current = optimizer.x
+
+                def image(current=current, shape=shape):
+                    pixels = np.clip(current.reshape(shape), 0.0, 255.0)
+                    return colors.combine(pixels, resize(color_source, shape[:2])) if color_source is not None else pixels
+
+                on_progress(Progress("optimize", scale, len(sizes), done, total_iterations,
+                                     parts["content_loss"], parts["style_loss"], parts["tv_loss"],
+                                     parts["total_loss"], time.monotonic() - started, image))
+        x = optimizer.best_x.reshape(shape)
+    return finish(x)
+
+
+def losses(model, content, styles, candidate, options):
+    """The loss parts of `candidate` (HxWx3 0..255) under `options`, all images at their own size
+    (styles' Grams rescaled to the candidate's size); content is resized to the candidate's size."""
+    options = {**defaults(), **dict(options or {})}
+    candidate = _as_image(candidate, "candidate image")
+    size = tuple(candidate.shape[:2])
+    layers = layer_names(options["style_layers"]) + layer_names([options["content_layer"]])
+    check_size(size, layers)
+    style_images = [_as_image(s.image, "style image %d" % (i + 1)) for i, s in enumerate(styles)]
+    weights = blend_weights(styles, options)
+    targets = _Targets(model, {**options, "style_scale": 1.0}, None)
+    blended = {}
+    for image, weight in zip(style_images, weights):
+        check_size(image.shape[:2], targets.style_layers)
+        grams = targets.style_grams(image, None)
+        for name in targets.style_layers:
+            target = rescale_gram(grams[name], feature_positions(image.shape[:2], name), feature_positions(size, name))
+            blended[name] = blended.get(name, 0.0) + weight * target
+    objective = Objective(model, options, targets.content(resize(_as_image(content, "content image"), size), always=True),
+                          blended)
+    _, _, parts = objective.evaluate(candidate)
+    return parts
