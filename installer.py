@@ -327,6 +327,12 @@ def require_engine_python(python):
     return version
 
 
+def require_pip(python):
+    if quiet([python, "-m", "pip", "--version"], timeout=60)[0] != 0:
+        raise InstallError("%s has no pip; on Debian/Ubuntu: sudo apt-get install python3-pip python3-venv, "
+                           "elsewhere: %s -m ensurepip --upgrade" % (python, python))
+
+
 def pip_install(python, requirements, extra=(), externally_managed_ok=False):
     command = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
     if externally_managed_ok:
@@ -368,7 +374,8 @@ def install_engine(args, manifest):
         python = sys.executable
         out.step("Engine environment: installing into this Python (%s), for development" % python)
         require_engine_python(python)
-        out.detail("TensorFlow: %s (%s)" % (requirement, reason))
+        require_pip(python)
+        out.detail("TensorFlow: %s, because %s" % (requirement, reason))
         pip_install(python, [requirement] + PINNED + TEST_PINNED, externally_managed_ok=args.break_system_packages)
         out.detail("the engine itself, editable (your checkout stays the code that runs)")
         pip_install(python, ["-e", HERE], extra=["--no-deps"], externally_managed_ok=args.break_system_packages)

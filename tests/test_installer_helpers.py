@@ -45,7 +45,7 @@ class User:
         os.makedirs(self.home)
         os.makedirs(runtime, mode=0o700)
         self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("NEURAL_STYLE_", "XDG_", "PYTHON", "PIP_", "VIRTUAL_ENV"))}
+                    if not k.startswith(("NEURAL_STYLE_", "XDG_", "PYTHON", "VIRTUAL_ENV"))}
         self.env.update(HOME=self.home, XDG_CONFIG_HOME=self.config, XDG_DATA_HOME=self.data,
                         XDG_STATE_HOME=self.state, XDG_CACHE_HOME=os.path.join(self.home, ".cache"),
                         XDG_RUNTIME_DIR=runtime, PYTHONDONTWRITEBYTECODE="1", TF_CPP_MIN_LOG_LEVEL="3",
