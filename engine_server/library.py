@@ -14,12 +14,14 @@ import os
 import secrets
 import time
 import unicodedata
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
+from . import images
 from . import library_files as files
 from . import library_records as records
 from .errors import EngineError
@@ -107,28 +109,26 @@ def _to_rgb_uint8(pixels) -> np.ndarray:
 
 
 def _decode_png(data: bytes, what: str) -> np.ndarray:
-    """RGB uint8 from PNG bytes stored in a record (pixel-count limit against decompression bombs)."""
-    # TEMPORARY until engine_server/images.py (safe loader) lands
+    """RGB uint8 from PNG bytes stored in a record. The size is checked against images.py's limits
+    before any pixel is decoded (decompression bombs in shared packs)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format != "PNG":
-                raise RecordError("%s is not a PNG" % what)
-            if image.width * image.height > 16384 * 16384:
-                raise RecordError("%s is too large" % what)
-            return np.asarray(image.convert("RGB"))
-    except (OSError, Image.DecompressionBombError, ValueError) as error:
-        if isinstance(error, RecordError):
-            raise
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+                width, height = image.size
+                if width * height > images.MAX_PIXELS or max(width, height) > images.MAX_SIDE:
+                    raise RecordError("%s is %dx%d pixels, over the engine's limit" % (what, width, height))
+                return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise RecordError("%s is not a readable PNG" % what) from None
 
 
 def _load_file(path: str) -> np.ndarray:
-    # TEMPORARY until engine_server/images.py (safe loader) lands
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGBA"))
-    except OSError as error:
-        raise LibraryError("bad_style", "cannot read the image file %s: %s" % (path, error), "path") from None
+    """RGBA float 0..255 from an image file through the engine's safe loader (InputError if unusable)."""
+    rgb, alpha = images.load_image(path, "style image")
+    if alpha is None:
+        return rgb
+    return np.concatenate([rgb, alpha[..., None]], axis=-1)
 
 
 def weights_tag(weights_path: str) -> str:

@@ -2,6 +2,8 @@
 
 import logging
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -108,6 +110,14 @@ def good_record(seed=5, **changes):
     return record
 
 
+def png_header_only(width, height):
+    """A PNG that claims width x height pixels but carries almost no data (a decompression bomb's header)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
 def malformed_packs(tmp_path, pack):
     def damaged(name, damage):
         path = str(tmp_path / name)
@@ -123,6 +133,8 @@ def malformed_packs(tmp_path, pack):
     yield "not an Example", write_pack(str(tmp_path / "junk.tfrecord"), [first, b"\xff\x00junk"])
     yield "Example without fields", write_pack(str(tmp_path / "nofields.tfrecord"), [first, records.tf.train.Example().SerializeToString()])
     yield "bad PNG", write_pack(str(tmp_path / "png.tfrecord"), [first, records.encode(good_record(image_png=b"\x89PNG nope"))])
+    yield "bomb", write_pack(str(tmp_path / "bomb.tfrecord"),
+                             [first, records.encode(good_record(image_png=png_header_only(60000, 60000), height=60000, width=60000))])
     yield "shape lies", write_pack(str(tmp_path / "shape.tfrecord"), [first, records.encode(good_record(height=7))])
     yield "bad id", write_pack(str(tmp_path / "id.tfrecord"), [first, records.encode(good_record(id="../../x"))])
     yield "repeated id", write_pack(str(tmp_path / "dup.tfrecord"), [first, first])
