@@ -875,8 +875,10 @@ def place_editor_deps(editor, pip_python, manifest):
     """Download pyzmq/msgpack wheels for the editor's Python and unpack them where it imports from."""
     version = editor.python_version
     target = editor.vendor_dir()
-    cache = os.path.join(paths.data_dir(), "editor-wheels", "py%s-%s" % (version, wheel_platforms()[0]))
+    cache_root = os.path.join(paths.data_dir(), "editor-wheels")
+    cache = os.path.join(cache_root, "py%s-%s" % (version, wheel_platforms()[0]))
     make_dirs(cache, manifest)
+    manifest.add("tree", cache_root, what="downloaded wheels for the editors' Pythons")
     command = [pip_python, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
                "--only-binary=:all:", "--implementation", "cp", "--python-version", version, "-d", cache]
     for tag in wheel_platforms():
@@ -1221,8 +1223,8 @@ def check(args):
         message = last_line(text)
         if code == 0:
             row("engine reachable", OK, message or "answers")
-        elif "No module named" in (text or ""):
-            row("engine reachable", FAIL, "the engine has no command line (%s)" % message,
+        elif "No module named" in (text or "") or (code == 2 and "invalid choice" in (text or "")):
+            row("engine reachable", FAIL, "the engine has no `status` command (%s)" % message,
                 "this checkout or environment is incomplete: update it, then run: python3 installer.py")
         elif service and service.get("started"):
             row("engine reachable", FAIL, message or "does not answer",
@@ -1271,7 +1273,11 @@ def uninstall():
         with open(engine, encoding="utf-8") as f:
             python = json.load(f).get("command", [None])[0]
         if python and os.path.exists(python):
+            log = paths.log_path()
+            had_log = os.path.exists(log)
             quiet([python, "-m", "engine_server", "stop"], timeout=30)
+            if not had_log and os.path.exists(log) and os.path.getsize(log) == 0:
+                os.remove(log)   # made by the `stop` call just now, not a log anyone wrote to
     problems = 0
     for item in reversed(manifest.items):
         kind, path = item["kind"], item["path"]
