@@ -166,3 +166,21 @@ def read_png16(path):
     if depth != 16 or raw[:, 0].any():
         raise ValueError("only unfiltered 16-bit PNGs are supported")
     return raw[:, 1:].copy().view(">u2").reshape(height, width, channels).astype(np.uint16)
+
+
+def save_image(path, rgb, alpha=None):
+    """Write an 8-bit image in the format of the file's extension (PNG, JPEG, TIFF, WebP, BMP).
+    Formats without alpha (JPEG, BMP) get the RGB only."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".png":
+        return save_png(path, rgb, alpha, bits=8)
+    if extension in (".jpg", ".jpeg", ".bmp"):
+        alpha = None
+    pixels = np.clip(np.nan_to_num(np.asarray(rgb, np.float64)), 0, 255)
+    if alpha is not None:
+        pixels = np.concatenate([pixels, np.clip(np.asarray(alpha, np.float64), 0, 255)[..., None]], axis=-1)
+    try:
+        image = Image.fromarray(np.round(pixels).astype(np.uint8), "RGB" if alpha is None else "RGBA")
+        image.save(path, quality=95) if extension in (".jpg", ".jpeg", ".webp") else image.save(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError("cannot write %s (%s)" % (path, _short(error)))
