@@ -1,0 +1,156 @@
+"""The procedure's arguments and how they become a job: pure Python, no GIMP import.
+
+Every job option of shared/options.py is a procedure argument (named with dashes), except
+`style_weight`, which the artist sets as "strength", and `style_blend_weights` (one style per run).
+"""
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
+
+from shared.options import OPTIONS, OptionError, split_list, validate_option, validate_options
+from shared.protocol import EXTRA_OPTIONS   # preview_interval_s, feather
+
+PROCEDURE_NAME = "python-fu-neural-style"
+STYLE_SOURCES = (("file", "From a file"), ("library", "From the style library"), ("layer", "From a layer"))
+
+STRENGTH_DEFAULT = 50.0
+STYLE_WEIGHT_AT_DEFAULT = 1e4    # shared/options.py's style_weight default
+STRENGTH_DECADE = 25.0           # every 25 points of strength multiply the style weight by 10
+
+# Controls the artist sees first (the Krita docker's): shown in this order, with friendlier labels.
+MAIN_LABELS = {
+    "iterations": ("_Detail (iterations)", "more iterations: finer result, more time"),
+    "max_size": ("_Resolution cap (px)", "the engine works at most at this size, then scales to the layer"),
+    "preserve_colors": ("_Preserve colors", "take only the brushwork, keep the layer's colors"),
+    "style_scale": ("Style _scale", "bigger or smaller brush strokes (style size relative to the output)"),
+}
+NOT_ARGUMENTS = ("style_weight", "style_blend_weights")
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str                  # GIMP argument name (dashes)
+    kind: str                  # "choice", "file", "string", "layer", "int", "double", "boolean"
+    label: str
+    help: str
+    default: Any = None
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    choices: Tuple[Tuple[str, str], ...] = ()   # (nick, label)
+    option: Optional[str] = None                # the job option it sets, if any
+    advanced: bool = False
+
+
+def argument_name(option_name: str) -> str:
+    return option_name.replace("_", "-")
+
+
+def _from_option(option, label=None, help_text=None, advanced=True) -> Argument:
+    kind = {"int": "int", "float": "double", "bool": "boolean", "str": "string", "choice": "choice",
+            "layers": "string", "floats": "string"}[option.kind]
+    default = option.default
+    if option.kind in ("layers", "floats"):
+        default = ", ".join(str(item) for item in default)   # a comma-separated list
+    if label is None:
+        label = option.name.replace("_", " ").capitalize()
+    return Argument(argument_name(option.name), kind, label, help_text or option.help, default,
+                    option.minimum, option.maximum, tuple((c, c) for c in option.choices),
+                    option=option.name, advanced=advanced)
+
+
+def arguments() -> Tuple[Argument, ...]:
+    """All procedure arguments after `run-mode`, `image` and `drawables`, in dialog order."""
+    style = (
+        Argument("style-source", "choice", "Style _from", "where the style image comes from", "file",
+                 choices=STYLE_SOURCES),
+        Argument("style-file", "file", "Style _file", "the style image file (style-source 'file')"),
+        Argument("style-library-id", "string", "Library style _id",
+                 "id of a style in the style library (style-source 'library')", ""),
+        Argument("style-layer", "layer", "Style _layer",
+                 "a layer of any open image to take the style from (style-source 'layer')"),
+    )
+    strength = Argument("strength", "double", "_Strength",
+                        "how much style versus content (50 = the engine's default balance)",
+                        STRENGTH_DEFAULT, 0.0, 100.0)
+    by_name = {option.name: option for option in OPTIONS}
+    main = tuple(_from_option(by_name[name], MAIN_LABELS[name][0], MAIN_LABELS[name][1], advanced=False)
+                 for name in MAIN_LABELS)
+    advanced = tuple(_from_option(option) for option in OPTIONS
+                     if option.name not in MAIN_LABELS and option.name not in NOT_ARGUMENTS)
+    extra = tuple(_from_option(option) for option in EXTRA_OPTIONS) + (
+        Argument("engine-endpoint", "string", "Engine _endpoint",
+                 "ZeroMQ endpoint of the engine (empty: $NEURAL_STYLE_ENDPOINT, then the per-user default)",
+                 "", advanced=True),
+    )
+    return style + (strength,) + main + advanced + extra
+
+
+class SettingsError(ValueError):
+    """A procedure argument is invalid; the message names it and says what was expected."""
+
+
+def style_weight_for_strength(strength: float) -> float:
+    """Strength 0..100 -> style weight on a log scale: 50 -> 1e4 (the default), 0 -> 1e2, 100 -> 1e6."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 100.0:
+        raise SettingsError("strength must be a number between 0 and 100, got %r" % (strength,))
+    return STYLE_WEIGHT_AT_DEFAULT * math.pow(10.0, (strength - STRENGTH_DEFAULT) / STRENGTH_DECADE)
+
+
+def _list_value(option, text: str):
+    items = split_list(text or "")
+    if option.kind == "floats":
+        try:
+            return [float(item) for item in items]
+        except ValueError:
+            raise SettingsError("%s must be numbers separated by commas, got %r"
+                                % (argument_name(option.name), text))
+    return items
+
+
+def job_options(values: dict) -> dict:
+    """Procedure argument values (by argument name) -> the job's options map, checked with the option table."""
+    options = {}
+    for option in OPTIONS:
+        if option.name in NOT_ARGUMENTS:
+            continue
+        value = values[argument_name(option.name)]
+        if option.kind in ("layers", "floats"):
+            value = _list_value(option, value)
+            if not value:
+                continue          # empty: the engine's default
+        options[option.name] = value
+    options["style_weight"] = style_weight_for_strength(values["strength"])
+    try:
+        validate_options(options)
+    except OptionError as error:
+        field = error.field.split(".", 1)[-1]
+        raise SettingsError(error.message.replace("options." + field, argument_name(field)))
+    for option in EXTRA_OPTIONS:
+        try:
+            options[option.name] = validate_option(option, values[argument_name(option.name)],
+                                                   argument_name(option.name))
+        except OptionError as error:
+            raise SettingsError(error.message)
+    return options
+
+
+def style_file_name(path: Optional[str]) -> str:
+    """The style's display name for a file: its name without folder and extension."""
+    return os.path.splitext(os.path.basename(path or ""))[0] or "style"
+
+
+def check_style_file(path: Optional[str]) -> str:
+    """The style file's path, or SettingsError naming it when it is missing or unreadable."""
+    if not path:
+        raise SettingsError("style-file is empty: choose the image to take the style from")
+    if not os.path.isfile(path):
+        raise SettingsError("style file not found: %s" % path)
+    if not os.access(path, os.R_OK):
+        raise SettingsError("style file is not readable: %s" % path)
+    return path
+
+
+def result_layer_name(source: str, style: str) -> str:
+    return "%s \u2013 %s" % (source, style)

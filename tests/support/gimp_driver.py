@@ -1,0 +1,146 @@
+"""Batch driver that runs INSIDE GIMP 3 (python-fu-eval), not under pytest.
+
+    gimp-console-3.0 ... --batch-interpreter=python-fu-eval
+        -b "import sys; sys.argv=['gimp_driver', 'CASES.json']; exec(open('gimp_driver.py').read())" --quit
+
+CASES.json: {"out_dir": ..., "results": ..., "cases": [{"name", "kind", "args": {...}}, ...]}.
+Each case builds a small image, calls python-fu-neural-style through the PDB exactly as a script
+would, and records what happened; pixel checks are done by pytest on the raw dumps (GIMP's
+Python has no NumPy). Every case is isolated: an exception is recorded, not raised.
+"""
+
+import json
+import sys
+import time
+import traceback
+
+import gi
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+PROCEDURE = "python-fu-neural-style"
+
+
+def pattern(width, height, seed):
+    """u8 RGBA test content: gradients plus an 8 px checker, fully opaque."""
+    data = bytearray(width * height * 4)
+    i = 0
+    for y in range(height):
+        for x in range(width):
+            data[i] = (x * 255 // max(width - 1, 1) + seed) % 256
+            data[i + 1] = (y * 255 // max(height - 1, 1) + 2 * seed) % 256
+            data[i + 2] = 200 if (x // 8 + y // 8) % 2 else 40
+            data[i + 3] = 255
+            i += 4
+    return bytes(data)
+
+
+def add_layer(image, name, width, height, offsets, seed, position=0):
+    layer = Gimp.Layer.new(image, name, width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, position)
+    layer.set_offsets(*offsets)
+    buffer = layer.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, width, height), "R'G'B'A u8", pattern(width, height, seed))
+    buffer.flush()
+    layer.update(0, 0, width, height)
+    return layer
+
+
+def dump(drawable, babl, path):
+    width, height = drawable.get_width(), drawable.get_height()
+    data = bytes(drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, width, height), 1.0, babl,
+                                           Gegl.AbyssPolicy.CLAMP))
+    with open(path, "wb") as f:
+        f.write(data)
+    return {"path": path, "format": babl, "width": width, "height": height, "bytes": len(data)}
+
+
+def describe(layer):
+    _, x, y = layer.get_offsets()
+    return {"name": layer.get_name(), "width": layer.get_width(), "height": layer.get_height(),
+            "offsets": [x, y], "has_alpha": layer.has_alpha()}
+
+
+def call(image, drawables, args):
+    """Run the procedure non-interactively; (status name, error message or None, seconds)."""
+    pdb = Gimp.get_pdb()
+    procedure = pdb.lookup_procedure(PROCEDURE)
+    if procedure is None:
+        raise RuntimeError("%s is not registered: the plug-in did not load" % PROCEDURE)
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", drawables)
+    for name, value in args.items():
+        if name == "style-file":
+            value = Gio.File.new_for_path(value)
+        config.set_property(name, value)
+    started = time.monotonic()
+    result = procedure.run(config)
+    elapsed = time.monotonic() - started
+    status = result.index(0)
+    message = None
+    if status != Gimp.PDBStatusType.SUCCESS:
+        message = pdb.get_last_error()
+        if not message and result.length() > 1:
+            message = str(result.index(1))
+    return status.value_nick, message, elapsed
+
+
+def new_image(precision):
+    if precision == "u8":
+        return Gimp.Image.new(64, 64, Gimp.ImageBaseType.RGB)
+    value = {"u16": Gimp.Precision.U16_NON_LINEAR, "float": Gimp.Precision.FLOAT_LINEAR}[precision]
+    return Gimp.Image.new_with_precision(64, 64, Gimp.ImageBaseType.RGB, value)
+
+
+def run_case(case, out_dir):
+    name, kind, args = case["name"], case["kind"], case["args"]
+    record = {"name": name}
+    precision = case.get("precision", "u8")
+    image = new_image(precision)
+    babl = {"u8": "R'G'B'A u8", "u16": "R'G'B'A u16", "float": "R'G'B'A float"}[precision]
+    record["babl"] = babl
+    add_layer(image, "Background", 64, 64, (0, 0), seed=0)
+    if kind == "selection":
+        source = add_layer(image, "Photo", 48, 40, (8, 12), seed=50)
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["selection"])
+    else:
+        source = add_layer(image, "Photo", 64, 64, (0, 0), seed=50)
+    record["precision_before"] = image.get_precision().value_nick
+    record["source_before"] = dump(source, babl, "%s/%s-source-before.raw" % (out_dir, name))
+    count_before = len(image.get_layers())
+    status, message, elapsed = call(image, [source], args)
+    record.update(status=status, message=message, seconds=round(elapsed, 2))
+    layers = image.get_layers()
+    record["layers"] = [describe(layer) for layer in layers]
+    record["layer_count_before"] = count_before
+    record["precision_after"] = image.get_precision().value_nick
+    record["source_after"] = dump(source, babl, "%s/%s-source-after.raw" % (out_dir, name))
+    position = image.get_item_position(source)
+    if len(layers) > count_before and position > 0:
+        above = layers[position - 1]
+        record["result"] = describe(above)
+        record["result_dump"] = dump(above, babl, "%s/%s-result.raw" % (out_dir, name))
+    image.delete()
+    return record
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        plan = json.load(f)
+    Gegl.init(None)
+    records = []
+    for case in plan["cases"]:
+        try:
+            records.append(run_case(case, plan["out_dir"]))
+        except Exception:
+            records.append({"name": case["name"], "driver_error": traceback.format_exc()})
+        with open(plan["results"], "w") as f:      # after every case: a hang still leaves the earlier ones
+            json.dump({"complete": False, "cases": records}, f, indent=1)
+    with open(plan["results"], "w") as f:
+        json.dump({"complete": True, "cases": records}, f, indent=1)
+
+
+main()
