@@ -1,14 +1,13 @@
 """`python -m engine_server styles ...`: list, add, rename, remove, export and import library styles.
 
-engine_server/cli.py calls register(subparsers); each sub-command sets `func(args) -> exit code`.
+engine_server/cli.py calls register(subparsers); each sub-command sets `func(args) -> exit code`,
+and cli.py turns a LibraryError (an EngineError) into one line on stderr.
 """
 
 import argparse
 import datetime
 import json
 import sys
-
-from .errors import EngineError
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -21,31 +20,31 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     listing = actions.add_parser("list", help="list the styles")
     listing.add_argument("--json", action="store_true", help="print a JSON array (no thumbnails)")
-    listing.set_defaults(func=_guarded(_list))
+    listing.set_defaults(func=_list)
 
     add = actions.add_parser("add", help="add an image file as a style")
     add.add_argument("file")
     add.add_argument("--name", default=None, help="display name (default: the file name)")
     add.add_argument("--credit", default="", help="credit / source text")
-    add.set_defaults(func=_guarded(_add))
+    add.set_defaults(func=_add)
 
     rename = actions.add_parser("rename", help="rename a style")
     rename.add_argument("id")
     rename.add_argument("name")
-    rename.set_defaults(func=_guarded(_rename))
+    rename.set_defaults(func=_rename)
 
     remove = actions.add_parser("remove", help="remove a style")
     remove.add_argument("id")
-    remove.set_defaults(func=_guarded(_remove))
+    remove.set_defaults(func=_remove)
 
     export = actions.add_parser("export", help="write styles into a pack (.tfrecord)")
     export.add_argument("pack")
     export.add_argument("ids", nargs="+", metavar="ID")
-    export.set_defaults(func=_guarded(_export))
+    export.set_defaults(func=_export)
 
     import_ = actions.add_parser("import", help="add every style of a pack")
     import_.add_argument("pack")
-    import_.set_defaults(func=_guarded(_import))
+    import_.set_defaults(func=_import)
     return styles
 
 
@@ -103,25 +102,3 @@ def _import(args) -> int:
         print(_line(info))
     print("imported %d style%s from %s" % (len(infos), "" if len(infos) == 1 else "s", args.pack))
     return 0
-
-
-def _guarded(command):
-    """User errors become one line on stderr and exit code 1, never a traceback."""
-    def run(args) -> int:
-        try:
-            return command(args)
-        except EngineError as error:
-            print("error: %s" % error.message, file=sys.stderr)
-            return 1
-    return run
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine_server")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

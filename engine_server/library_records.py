@@ -6,7 +6,7 @@ This module knows the record format only; where files live, locking and atomic w
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, Tuple
 
 import numpy as np
 import tensorflow as tf
