@@ -389,7 +389,14 @@ def install_engine(args, manifest):
     base = args.python or sys.executable
     out.step("Engine environment: virtual environment in %s" % prefix)
     version = require_engine_python(base)
-    if os.path.exists(python) and quiet([python, "-c", "import sys"], timeout=30)[0] == 0:
+    reusable = os.path.exists(python) and quiet([python, "-c", "import sys"], timeout=30)[0] == 0
+    if reusable and python_version_of(python) != version:
+        if not manifest.owns(prefix):
+            raise InstallError("%s was made with another Python than %s and not by this installer; remove it or "
+                               "choose another --prefix" % (prefix, base))
+        out.detail("it was made with another Python version: building it again")
+        reusable = False
+    if reusable:
         out.detail("already there: upgrading it in place")
     else:
         if os.path.exists(prefix) and not manifest.owns(prefix) and os.listdir(prefix):
@@ -990,7 +997,7 @@ def systemd_user_available():
 
 def systemd_unit(engine_python, weights):
     def quote(word):
-        return '"%s"' % word.replace("\\", "\\\\").replace('"', '\\"')
+        return '"%s"' % word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
     return ("[Unit]\n"
             "Description=Neural Style engine (VGG-19 style transfer for GIMP and Krita)\n"
             "Documentation=file://%s\n\n"

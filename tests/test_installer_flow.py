@@ -6,6 +6,7 @@ import os
 import stat
 import sys
 
+import installer
 from tests.test_installer_helpers import checkout, files_under, snapshot, user  # noqa: F401 (fixtures)
 
 KRITARC = ("[General]\r\nfoo=1\r\n\r\n"          # CRLF on purpose: it must survive
@@ -45,7 +46,7 @@ def test_install_puts_every_part_in_place(user, fake_weights):
     assert files_under(os.path.join(gimp_plugin, "shared")) == files_under(os.path.join(user.checkout, "shared"))
     for plugin in (krita_plugin, gimp_plugin):
         with open(os.path.join(plugin, "install_info.json")) as f:
-            assert json.load(f)["version"] == "0.1.0"
+            assert json.load(f)["version"] == installer.VERSION
         assert not any("__pycache__" in p for p in files_under(plugin))
 
     # Weights: an exact copy, loudly unverified.
@@ -57,7 +58,7 @@ def test_install_puts_every_part_in_place(user, fake_weights):
     with open(user.engine_json) as f:
         config = json.load(f)
     assert config["command"] == [sys.executable, "-m", "engine_server"]
-    assert config["weights"] == user.weights and config["version"] == "0.1.0"
+    assert config["weights"] == user.weights and config["version"] == installer.VERSION
     assert stat.S_IMODE(os.stat(os.path.dirname(user.engine_json)).st_mode) == 0o700
 
     # The systemd user unit: written, not enabled (--no-start).
@@ -118,28 +119,44 @@ def test_rerun_is_idempotent_and_upgrades_in_place(user, fake_weights):
         assert json.load(f)["items"] == first_items
 
 
-def test_check_passes_then_catches_corrupt_weights_and_missing_plugin(user, fake_weights):
+def rows_of(check_output):
+    """{part: (status, line)} of --check's table."""
+    rows = {}
+    for line in check_output.splitlines():
+        for status in ("ok", "WARN", "FAIL"):
+            marker = "  %s  " % status
+            if marker in line:
+                rows[line.split(marker)[0].strip()] = (status, line)
+                break
+    return rows
+
+
+def test_check_says_all_is_well_after_an_install(user, fake_weights):
     user.fake_editors()
     user.install(fake_weights)
     healthy = user.run("--check")
     assert healthy.returncode == 0, healthy.output
-    assert "UNVERIFIED" in healthy.output and "all is well" in healthy.output
+    rows = rows_of(healthy.output)
+    assert rows["VGG-19 weights"][0] == "WARN" and "UNVERIFIED" in rows["VGG-19 weights"][1]
+    assert rows["Krita (native)"][0] == rows["GIMP 3 (native)"][0] == rows["engine Python"][0] == "ok"
+    assert "all is well" in healthy.output
 
+
+def test_check_catches_corrupt_weights_and_a_missing_plugin(user, fake_weights):
+    user.fake_editors()
+    user.install(fake_weights)
     with open(user.weights, "r+b") as f:   # damage the file in the middle
         f.seek(os.path.getsize(user.weights) // 2)
         f.write(b"\0garbage\0" * 64)
     os.remove(os.path.join(user.gimp_plugins, "neural_style", "neural_style.py"))
     broken = user.run("--check")
     assert broken.returncode == 1, broken.output
-    lines = broken.output.splitlines()
-    weights_row = next(line for line in lines if line.strip().startswith("VGG-19 weights"))
-    gimp_row = next(line for line in lines if line.strip().startswith("GIMP 3 (native)"))
-    krita_row = next(line for line in lines if line.strip().startswith("Krita (native)"))
-    assert " FAIL " in weights_row and "damaged" in weights_row
-    assert " FAIL " in gimp_row and "plugin missing" in gimp_row
-    assert " ok " in krita_row
+    rows = rows_of(broken.output)
+    assert rows["VGG-19 weights"][0] == "FAIL" and "damaged" in rows["VGG-19 weights"][1]
+    assert rows["GIMP 3 (native)"][0] == "FAIL" and "plugin missing" in rows["GIMP 3 (native)"][1]
+    for part in ("Krita (native)", "enabled in kritarc", "engine.json", "engine Python", "TensorFlow device"):
+        assert rows[part][0] == "ok", broken.output
     assert "-> run: python3 installer.py" in broken.output
-    assert "2 problem(s)" in broken.output
 
 
 def test_uninstall_removes_everything_it_installed_and_nothing_else(user, fake_weights):
