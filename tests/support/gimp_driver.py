@@ -9,6 +9,7 @@ would, and records what happened; pixel checks are done by pytest on the raw dum
 Python has no NumPy). Every case is isolated: an exception is recorded, not raised.
 """
 
+import array
 import json
 import sys
 import time
@@ -36,12 +37,28 @@ def pattern(width, height, seed):
     return bytes(data)
 
 
-def add_layer(image, name, width, height, offsets, seed, position=0):
+def deep_pattern(width, height, seed, precision):
+    """The u8 pattern at 16-bit or float depth, with levels between the 8-bit ones (a real deep image)."""
+    base = pattern(width, height, seed)
+    if precision == "u16":
+        values = array.array("H", (v * 257 if i % 4 == 3 else min(v * 257 + (i * 37) % 257, 65535)
+                                   for i, v in enumerate(base)))
+        return "R'G'B'A u16", values.tobytes()
+    values = array.array("f", (v / 255.0 if i % 4 == 3 else min((v + (i * 37 % 100) / 100.0) / 255.0, 1.0)
+                               for i, v in enumerate(base)))
+    return "R'G'B'A float", values.tobytes()
+
+
+def add_layer(image, name, width, height, offsets, seed, precision="u8", position=0):
     layer = Gimp.Layer.new(image, name, width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(layer, None, position)
     layer.set_offsets(*offsets)
     buffer = layer.get_buffer()
-    buffer.set(Gegl.Rectangle.new(0, 0, width, height), "R'G'B'A u8", pattern(width, height, seed))
+    if precision == "u8":
+        babl, data = "R'G'B'A u8", pattern(width, height, seed)
+    else:
+        babl, data = deep_pattern(width, height, seed, precision)
+    buffer.set(Gegl.Rectangle.new(0, 0, width, height), babl, data)
     buffer.flush()
     layer.update(0, 0, width, height)
     return layer
@@ -107,7 +124,7 @@ def run_case(case, out_dir):
         source = add_layer(image, "Photo", 48, 40, (8, 12), seed=50)
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["selection"])
     else:
-        source = add_layer(image, "Photo", 64, 64, (0, 0), seed=50)
+        source = add_layer(image, "Photo", 64, 64, (0, 0), seed=50, precision=precision)
     record["precision_before"] = image.get_precision().value_nick
     record["source_before"] = dump(source, babl, "%s/%s-source-before.raw" % (out_dir, name))
     count_before = len(image.get_layers())

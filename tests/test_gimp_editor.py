@@ -1,0 +1,173 @@
+"""The real GIMP 3 (headless, one session for all cases) with the real plug-in, talking to a real
+engine with the fake VGG-19 weights on the host over tcp://127.0.0.1.
+
+GIMP runs on the host (Debian 13) or in the Debian 13 root (Debian 12) made by .ci/install_gimp.sh.
+With CI=true a missing GIMP fails these tests; elsewhere they skip with the reason.
+"""
+
+import os
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.support import gimp_harness
+from tests.support.style_images import style_pixels
+
+pytestmark = pytest.mark.editor
+
+GIMP_TIMEOUT_S = 420           # the whole GIMP session: start, plug-in registration, every case
+SELECTION = (16, 20, 24, 20)   # image coordinates (x, y, w, h), inside the 48x40 "Photo" at (8, 12)
+PHOTO_OFFSET = (8, 12)
+FAST = {"iterations": 4, "max-size": 64, "preview-interval-s": 0.5}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gimp_or_skip():
+    location, reason = gimp_harness.gimp_location()
+    if location is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and the GIMP editor tests cannot run: " + reason)
+        pytest.skip(reason)
+    return location
+
+
+def start_engine(endpoint, weights):
+    """A real engine subprocess on `endpoint` (the daemon's test helper)."""
+    from tests.support.engine_fixture import running_engine
+    return running_engine(weights=weights, endpoint=endpoint)
+
+
+@pytest.fixture(scope="module")
+def gimp(fake_weights):
+    """Run every case in one GIMP session; yields (results by case name, session info, workspace)."""
+    gimp_or_skip()
+    workspace = gimp_harness.GimpWorkspace()
+    try:
+        style = os.path.join(workspace.path, "style.png")
+        Image.fromarray(style_pixels(7)).save(style)
+        missing = os.path.join(workspace.path, "no such folder", "starry night.png")
+        dead_endpoint = "tcp://127.0.0.1:%d" % free_port()
+        cases = [
+            {"name": "selection", "kind": "selection", "selection": list(SELECTION),
+             "args": dict(FAST, **{"style-file": style})},
+            {"name": "missing-style", "kind": "plain", "args": dict(FAST, **{"style-file": missing})},
+            {"name": "no-engine", "kind": "plain",
+             "args": dict(FAST, **{"style-file": style, "engine-endpoint": dead_endpoint})},
+            {"name": "u16", "kind": "plain", "precision": "u16", "args": dict(FAST, **{"style-file": style})},
+            {"name": "float", "kind": "plain", "precision": "float", "args": dict(FAST, **{"style-file": style})},
+        ]
+        endpoint = "tcp://127.0.0.1:%d" % free_port()
+        with start_engine(endpoint, fake_weights):
+            results, info = workspace.run_driver(cases, {"NEURAL_STYLE_ENDPOINT": endpoint},
+                                                 timeout=GIMP_TIMEOUT_S)
+        by_name = {case["name"]: case for case in (results or {}).get("cases", [])}
+        info.update(missing=missing, dead_endpoint=dead_endpoint, complete=bool(results and results["complete"]))
+        yield by_name, info, workspace
+    finally:
+        workspace.cleanup()
+
+
+def case(gimp, name):
+    by_name, info, _ = gimp
+    assert info["complete"], "GIMP did not finish the batch (exit %s after %.0f s):\n%s" % (
+        info["exit_code"], info["seconds"], info["output"][-4000:])
+    record = by_name[name]
+    assert "driver_error" not in record, record["driver_error"]
+    return record
+
+
+def load(dump, dtype):
+    data = np.fromfile(dump["path"], dtype=dtype)
+    return data.reshape(dump["height"], dump["width"], 4)
+
+
+def test_gimp_session_ran_every_case_and_exited_cleanly(gimp):
+    by_name, info, _ = gimp
+    assert info["exit_code"] == 0, info["output"][-4000:]
+    assert info["complete"] and set(by_name) == {"selection", "missing-style", "no-engine", "u16", "float"}
+    print("GIMP session: %.1f s; cases: %s" % (info["seconds"], {
+        name: record.get("seconds") for name, record in by_name.items()}))
+
+
+def test_new_layer_above_the_source_with_name_and_size(gimp):
+    record = case(gimp, "selection")
+    assert record["status"] == "success", record["message"]
+    names = [layer["name"] for layer in record["layers"]]
+    assert names == ["Photo \u2013 style", "Photo", "Background"]
+    result = record["result"]
+    assert (result["width"], result["height"]) == (48, 40)
+    assert tuple(result["offsets"]) == PHOTO_OFFSET
+    assert result["has_alpha"]
+
+
+def test_selection_changes_pixels_inside_and_is_transparent_outside(gimp):
+    record = case(gimp, "selection")
+    source = load(record["source_before"], np.uint8).astype(np.int32)
+    result = load(record["result_dump"], np.uint8).astype(np.int32)
+    x, y, w, h = SELECTION
+    x, y = x - PHOTO_OFFSET[0], y - PHOTO_OFFSET[1]          # into layer coordinates
+    inside = np.zeros(result.shape[:2], bool)
+    inside[y:y + h, x:x + w] = True
+    assert (result[~inside][:, 3] == 0).all(), "pixels outside the selection are not transparent"
+    margin = 6                                                # past the soft edge (feather 4)
+    core = (slice(y + margin, y + h - margin), slice(x + margin, x + w - margin))
+    assert (result[core][..., 3] >= 250).all(), "the inside of the selection is not opaque"
+    change = np.abs(result[core][..., :3] - source[core][..., :3]).mean()
+    assert change > 1.0, "pixels inside the selection did not change (mean |diff| %.3f)" % change
+
+
+def test_source_layer_is_untouched(gimp):
+    record = case(gimp, "selection")
+    with open(record["source_before"]["path"], "rb") as before, open(record["source_after"]["path"], "rb") as after:
+        assert before.read() == after.read()
+
+
+def test_missing_style_file_is_an_execution_error_naming_the_file(gimp):
+    record = case(gimp, "missing-style")
+    _, info, _ = gimp
+    assert record["status"] == "execution-error"
+    assert info["missing"] in record["message"]
+    assert len(record["layers"]) == record["layer_count_before"], "a layer was left behind"
+
+
+def test_no_engine_and_no_way_to_start_it_fails_fast_and_clearly(gimp):
+    record = case(gimp, "no-engine")
+    _, info, _ = gimp
+    assert record["status"] == "execution-error"
+    assert record["seconds"] < 10.0, "took %.1f s" % record["seconds"]
+    assert info["dead_endpoint"] in record["message"] and "installer" in record["message"], record["message"]
+    assert "\n" not in record["message"].strip()
+    assert len(record["layers"]) == record["layer_count_before"]
+
+
+def test_16_bit_image_gets_a_16_bit_result(gimp):
+    record = case(gimp, "u16")
+    assert record["status"] == "success", record["message"]
+    assert record["precision_after"] == record["precision_before"] == "u16-non-linear"
+    assert record["result"]["name"] == "Photo \u2013 style"
+    source = load(record["source_before"], "<u2").astype(np.int64)
+    result = load(record["result_dump"], "<u2").astype(np.int64)
+    assert (result[..., 3] == 65535).all(), "alpha of an opaque layer without selection must stay opaque"
+    assert np.abs(result[..., :3] - source[..., :3]).mean() > 257, "the 16-bit result did not change"
+    assert len(np.unique(source[..., :3])) > 256, "the test image itself is not 16-bit"
+    assert len(np.unique(result[..., :3])) > 256, "the result has only 8-bit levels"
+    with open(record["source_before"]["path"], "rb") as before, open(record["source_after"]["path"], "rb") as after:
+        assert before.read() == after.read()
+
+
+def test_float_image_gets_a_float_result(gimp):
+    record = case(gimp, "float")
+    assert record["status"] == "success", record["message"]
+    assert record["precision_after"] == "float-linear"
+    source = load(record["source_before"], "<f4")
+    result = load(record["result_dump"], "<f4")
+    assert np.isfinite(result).all()
+    assert np.allclose(result[..., 3], 1.0, atol=1e-3)
+    assert np.abs(result[..., :3] - source[..., :3]).mean() > 1e-3
