@@ -65,7 +65,7 @@ TEST_PINNED = ["pytest==9.0.3", "hypothesis==6.155.2"]
 EDITOR_DEPS = ["pyzmq==27.3.0", "msgpack==1.2.4"]   # what the plugins' client needs inside the editor
 ENGINE_PYTHON = ((3, 11), (3, 13))                  # TensorFlow 2.21 + the pins above
 
-KRITA_PLUGIN = "neural_style"
+PLUGIN_NAME = "neural_style"
 SERVICE_NAME = "neural-style-engine"
 LAUNCHD_LABEL = "org.neural-style.engine"
 WINDOWS_TASK = "NeuralStyleEngine"
@@ -164,11 +164,11 @@ def run(command, check=True, capture=False, env=None, timeout=None, echo=True):
     return process.returncode, text
 
 
-def quiet(command, timeout=60, env=None):
+def quiet(command, timeout=60, env=None, cwd=None):
     """(exit code, output) of a short probe; (None, reason) when it cannot run or times out."""
     try:
         done = subprocess.run([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              universal_newlines=True, errors="replace", timeout=timeout, env=env)
+                              universal_newlines=True, errors="replace", timeout=timeout, env=env, cwd=cwd)
         return done.returncode, done.stdout
     except (OSError, subprocess.TimeoutExpired) as error:
         return None, str(error)
@@ -366,6 +366,11 @@ def install_engine(args, manifest):
             raise InstallError("--reuse-env: %s cannot import %s; run with --dev to install them"
                                % (sys.executable, ", ".join(missing)))
         out.detail("TensorFlow, NumPy, Pillow, pyzmq, msgpack and h5py are importable")
+        # from a neutral folder: the plugins start the engine from anywhere, not from this checkout
+        if quiet([sys.executable, "-c", "import engine_server"], timeout=60, cwd=tempfile.gettempdir())[0] != 0:
+            out.warn("this Python imports engine_server only from inside the checkout; the plugins could not "
+                     "start it: use --dev (an editable install) instead")
+            out.todo("make the engine importable for %s: python3 installer.py --dev" % sys.executable)
         out.remember("engine Python (reused)", sys.executable)
         return sys.executable
 
@@ -589,7 +594,7 @@ class Editor:
 
     @property
     def plugin_dir(self):
-        return os.path.join(self.folder, KRITA_PLUGIN)
+        return os.path.join(self.folder, PLUGIN_NAME)
 
     @property
     def label(self):
@@ -641,7 +646,6 @@ def find_kritas():
         apps = glob.glob("/Applications/krita*.app") + glob.glob(_home("Applications", "krita*.app"))
         if apps or os.path.isdir(os.path.dirname(pykrita)):
             version = _bundled_python_version(
-                [os.path.join(a, "Contents", "Frameworks", "Python.framework", "Versions", "3*") for a in apps] +
                 [os.path.join(a, "Contents", "Frameworks", "Python.framework", "Versions", "*", "lib", "python3*")
                  for a in apps])
             found.append(Editor("krita", "bundled", pykrita, kritarc=_home("Library", "Preferences", "kritarc"),
@@ -741,15 +745,15 @@ IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache"
 
 
 def plugin_sources(name):
-    """(files to copy as (source, name in the plugin folder), plugin package folder) for one editor."""
+    """(plugin package folder, Krita's .desktop file or None) in this checkout, for one editor."""
     if name == "krita":
-        package, extra = os.path.join(HERE, "plugin_krita", KRITA_PLUGIN), os.path.join(HERE, "plugin_krita",
-                                                                                         KRITA_PLUGIN + ".desktop")
+        package = os.path.join(HERE, "plugin_krita", PLUGIN_NAME)
+        extra = os.path.join(HERE, "plugin_krita", PLUGIN_NAME + ".desktop")
         missing = [p for p in (package, extra) if not os.path.exists(p)]
     else:
-        package, extra = os.path.join(HERE, "plugin_gimp", KRITA_PLUGIN), None
-        missing = [] if os.path.isfile(os.path.join(package, KRITA_PLUGIN + ".py")) else [
-            os.path.join(package, KRITA_PLUGIN + ".py")]
+        package, extra = os.path.join(HERE, "plugin_gimp", PLUGIN_NAME), None
+        script = os.path.join(package, PLUGIN_NAME + ".py")
+        missing = [] if os.path.isfile(script) else [script]
     if missing:
         raise InstallError("this checkout has no %s: the %s plugin cannot be installed from it"
                            % (", ".join(os.path.relpath(m, HERE) for m in missing), name))
@@ -770,7 +774,7 @@ def install_plugin(editor, manifest):
         shutil.copyfile(desktop, destination)
         manifest.add("file", destination, what="krita plugin")
     if editor.name == "gimp":
-        script = os.path.join(target, KRITA_PLUGIN + ".py")
+        script = os.path.join(target, PLUGIN_NAME + ".py")
         os.chmod(script, os.stat(script).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     info = {"version": VERSION, "installed": datetime.datetime.now().isoformat(timespec="seconds"),
             "source": HERE, "editor": editor.label}
@@ -792,7 +796,7 @@ def _read_lines(path):
         return f.read().splitlines(True)
 
 
-def set_kritarc(path, manifest, key="enable_%s" % KRITA_PLUGIN):
+def set_kritarc(path, manifest, key="enable_%s" % PLUGIN_NAME):
     """Set `[python] key=true` in kritarc, keeping every other line exactly as it is."""
     existed = os.path.exists(path)
     lines = _read_lines(path) if existed else []
@@ -1122,8 +1126,8 @@ def check(args):
         row("editors", FAIL, "neither GIMP 3 nor Krita found", "install one, start it once, re-run the installer")
     for editor in editors.values():
         info_path = os.path.join(editor.plugin_dir, "install_info.json")
-        entry = os.path.join(editor.plugin_dir, KRITA_PLUGIN + ".py") if editor.name == "gimp" else os.path.join(
-            editor.folder, KRITA_PLUGIN + ".desktop")
+        entry = os.path.join(editor.plugin_dir, PLUGIN_NAME + ".py") if editor.name == "gimp" else os.path.join(
+            editor.folder, PLUGIN_NAME + ".desktop")
         if not os.path.exists(info_path) or not os.path.exists(entry):
             row(editor.label, FAIL, "plugin missing in %s" % editor.folder, "run: python3 installer.py")
             continue
@@ -1146,7 +1150,7 @@ def check(args):
                     for line in f:
                         if line.strip().startswith("["):
                             in_python = line.strip() == "[python]"
-                        elif in_python and line.replace(" ", "").strip() == "enable_%s=true" % KRITA_PLUGIN:
+                        elif in_python and line.replace(" ", "").strip() == "enable_%s=true" % PLUGIN_NAME:
                             enabled = True
             row("  enabled in kritarc", OK if enabled else FAIL, editor.kritarc,
                 "" if enabled else "run: python3 installer.py (or Krita: Settings > Python Plugin Manager)")
@@ -1173,7 +1177,8 @@ def check(args):
         row("engine.json", OK, "%s (version %s)" % (config_path, config.get("version")))
     if engine_python:
         code, text = quiet([engine_python, "-c", "import engine_server, shared, os; "
-                                                  "print(list(engine_server.__path__)[0])"], timeout=60)
+                                                  "print(list(engine_server.__path__)[0])"], timeout=60,
+                           cwd=tempfile.gettempdir())
         if code != 0:
             row("engine Python", FAIL, "%s cannot import the engine: %s" % (engine_python, last_line(text)),
                 "run: python3 installer.py (it repairs the environment)")
