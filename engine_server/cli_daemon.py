@@ -1,5 +1,112 @@
-"""Placeholder: the daemon work replaces this with the start/stop/status/serve commands."""
+"""`python -m engine_server run | start | stop | status`: the background engine's commands.
+
+`register(subparsers)` adds them to the engine's CLI; each sets `func(args) -> exit code`.
+`python -m engine_server.cli_daemon ...` runs them without the rest of the CLI (what `start` uses).
+"""
+
+import argparse
+import sys
+
+from shared import protocol as p
 
 
-def register(subparsers):
-    pass
+def _common(parser: argparse.ArgumentParser, weights: bool) -> None:
+    parser.add_argument("--endpoint", default=None,
+                        help="ipc:///path/engine.sock or tcp://127.0.0.1:PORT (default: $NEURAL_STYLE_ENDPOINT, "
+                             "then a per-user ipc socket)")
+    if weights:
+        parser.add_argument("--weights", default=None,
+                            help="VGG-19 notop .h5 file (default: $NEURAL_STYLE_WEIGHTS, then the installer's)")
+
+
+def _limits(args: argparse.Namespace) -> dict:
+    limits = {}
+    for name in ("max_queue", "max_pixels", "max_iterations", "client_timeout_s", "heartbeat_interval_s"):
+        value = getattr(args, name, None)
+        if value is not None:
+            limits[name] = value
+    return limits
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .daemon import DaemonError, run
+    try:
+        run(args.endpoint, args.weights, _limits(args), library_folder=args.library, quiet=args.quiet)
+    except DaemonError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    from .daemon import DaemonError, start
+    try:
+        welcome = start(args.endpoint, args.weights, timeout=args.timeout)
+    except DaemonError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+    print("engine %s running (pid %s, device %s)" % (welcome.get("engine_version"), welcome.get("pid"),
+                                                     welcome.get("device")))
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from .daemon import DaemonError, stop
+    try:
+        pid = stop(args.endpoint, timeout=args.timeout)
+    except DaemonError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+    print("no engine was running" if pid is None else "engine stopped")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .daemon import status
+    code, sentence = status(args.endpoint)
+    print(sentence)
+    return code
+
+
+def register(subparsers) -> None:
+    run = subparsers.add_parser("run", help="run the engine in the foreground (logs also go to stderr)")
+    _common(run, weights=True)
+    defaults = p.DEFAULT_LIMITS
+    run.add_argument("--max-queue", type=int, default=None, help="jobs that may wait (default %d)" % defaults["max_queue"])
+    run.add_argument("--max-pixels", type=int, default=None,
+                     help="largest image in pixels (default %d)" % defaults["max_pixels"])
+    run.add_argument("--max-iterations", type=int, default=None,
+                     help="most iterations a job may ask for (default %d)" % defaults["max_iterations"])
+    run.add_argument("--client-timeout", dest="client_timeout_s", type=float, default=None,
+                     help="seconds of silence after which a client's jobs are cancelled (default %g)"
+                     % defaults["client_timeout_s"])
+    run.add_argument("--heartbeat-interval", dest="heartbeat_interval_s", type=float, default=None,
+                     help="seconds between heartbeats (default %g)" % defaults["heartbeat_interval_s"])
+    run.add_argument("--library", default=None, help="style library folder (default: the per-user one)")
+    run.add_argument("--quiet", action="store_true", help="log to the log file only")
+    run.set_defaults(func=_run)
+
+    start = subparsers.add_parser("start", help="start the engine in the background (if it is not running)")
+    _common(start, weights=True)
+    start.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it to answer")
+    start.set_defaults(func=_start)
+
+    stop = subparsers.add_parser("stop", help="stop the background engine")
+    _common(stop, weights=False)
+    stop.add_argument("--timeout", type=float, default=30.0, help="seconds before it is killed")
+    stop.set_defaults(func=_stop)
+
+    status = subparsers.add_parser("status", help="exit 0 if an engine answers, 1 if not, with a sentence")
+    _common(status, weights=False)
+    status.set_defaults(func=_status)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine_server")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

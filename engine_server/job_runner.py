@@ -1,0 +1,105 @@
+"""Runs one validated submit through the engine core: pixels in, progress with previews, pixels out."""
+
+import logging
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from shared import protocol as p
+
+from . import pixels
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.25      # progress headers (without a preview) at most this often
+
+
+class StylizeRunner:
+    """`runner(job, emit)`; `library` is a StyleLibrary or None (library styles then get "unsupported")."""
+
+    def __init__(self, model: Any, library: Any = None, stylize: Optional[Callable] = None,
+                 load_rgb: Optional[Callable] = None):
+        if stylize is None:
+            from .stylize import stylize
+        if load_rgb is None:
+            from .images import load_rgb
+        self.model = model
+        self.library = library
+        self.stylize = stylize
+        self.load_rgb = load_rgb
+
+    def style_inputs(self, styles: List[p.StyleRef]) -> list:
+        from .stylize import StyleInput
+        inputs = []
+        for index, style in enumerate(styles):
+            field = "styles[%d]" % index
+            if style.kind == "file":
+                if not os.path.isabs(style.path):
+                    raise p.ProtocolError(p.E_INVALID, "%s.path must be an absolute path on the engine's machine, got %r"
+                                          % (field, style.path[:200]), field + ".path")
+                try:
+                    image = self.load_rgb(style.path, "style")
+                except InputError as error:
+                    error.field = field + ".path"
+                    raise
+                inputs.append(StyleInput(image, style.weight))
+            elif style.kind == "pixels":
+                rgb, _ = pixels.decode(style.image)
+                inputs.append(StyleInput(rgb, style.weight))
+            else:
+                if self.library is None:
+                    raise p.ProtocolError(p.E_UNSUPPORTED, "this engine has no style library, so %s cannot name "
+                                          "a library style" % field, field)
+                try:
+                    image = self.library.image(style.style_id)
+                except Exception as error:
+                    if getattr(error, "code", None):
+                        error.field = field + ".id"
+                    raise
+                inputs.append(StyleInput(image, style.weight, key=style.style_id))
+        return inputs
+
+    def __call__(self, job: Any, emit: Callable) -> None:
+        request = job.request
+        options: Dict[str, Any] = dict(request.options)
+        preview_interval = options.pop("preview_interval_s")
+        feather = options.pop("feather")
+        rgb, alpha = pixels.decode(request.image)
+        mask = pixels.soft_mask(request.mask, feather) if request.mask is not None else None
+        styles = self.style_inputs(request.styles)
+        uses_library = any(style.key for style in styles)
+        started = time.monotonic()
+        last = {"header": float("-inf"), "preview": started}
+
+        def on_progress(progress: Any) -> None:
+            now = time.monotonic()
+            preview_due = preview_interval > 0 and now - last["preview"] >= preview_interval
+            final = progress.iteration >= progress.iterations
+            if not (preview_due or final or now - last["header"] >= PROGRESS_INTERVAL_S):
+                return
+            last["header"] = now
+            done = max(1, progress.iteration)
+            fields = {
+                "stage": progress.stage, "scale": int(progress.scale), "scales": int(progress.scales),
+                "iteration": int(progress.iteration), "iterations": int(progress.iterations),
+                "content_loss": float(progress.content_loss), "style_loss": float(progress.style_loss),
+                "tv_loss": float(progress.tv_loss), "total_loss": float(progress.total_loss),
+                "elapsed_s": now - started,
+                "eta_s": (now - started) / done * max(0, progress.iterations - progress.iteration),
+            }
+            frames = []
+            if preview_due:
+                preview = pixels.encode(progress.image(), alpha, request.image, mask)
+                fields["preview"] = preview.descriptor(1)
+                frames.append(preview.data)
+                last["preview"] = time.monotonic()
+            job.progress = fields
+            emit(job, p.message(p.PROGRESS, job=job.id, **fields), frames)
+
+        result = self.stylize(self.model, rgb, styles, options, on_progress=on_progress,
+                              should_cancel=job.cancel_event.is_set,
+                              gram_cache=self.library.gram_cache if uses_library else None)
+        out = pixels.encode(result, alpha, request.image, mask)
+        emit(job, p.message(p.RESULT, job=job.id, image=out.descriptor(1), elapsed_s=time.monotonic() - started,
+                            work_width=int(result.shape[1]), work_height=int(result.shape[0])), [out.data])

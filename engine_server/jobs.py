@@ -1,0 +1,165 @@
+"""Jobs: a bounded FIFO queue and the one worker thread that owns the device.
+
+The server's I/O thread puts and cancels jobs; the worker takes them in order and runs each
+through a `run_job(job, emit)` callable (job_runner.StylizeRunner in the engine). Everything a
+job sends goes through `emit(job, header, frames)`, which must be thread-safe.
+"""
+
+import collections
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from shared import protocol as p
+
+from .errors import Cancelled, EngineError
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    pass
+
+
+class Job:
+    def __init__(self, job_id: int, client: bytes, request: Any):
+        self.id = job_id
+        self.client = client                  # the ROUTER identity of the client that submitted it
+        self.request = request                # a protocol.SubmitRequest
+        self.state = "queued"                 # queued -> running -> done
+        self.cancel_event = threading.Event()
+        self.cancel_reason = p.CANCELLED      # or E_CLIENT_GONE / E_SHUTTING_DOWN
+        self.submitted = time.monotonic()
+        self.started: Optional[float] = None
+        self.progress: Dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return "Job(%d, %s)" % (self.id, self.state)
+
+
+class JobQueue:
+    """FIFO of waiting jobs plus the running one; all methods are thread-safe."""
+
+    def __init__(self, max_queue: int):
+        self.max_queue = max_queue
+        self._cond = threading.Condition()
+        self._waiting: collections.deque = collections.deque()
+        self.running: Optional[Job] = None
+        self._stopped = False
+
+    def put(self, job: Job) -> int:
+        """Queue a job; returns how many jobs are ahead of it (0 = it starts now). QueueFull when full."""
+        with self._cond:
+            if self._stopped:
+                raise QueueFull("the engine is shutting down")
+            if len(self._waiting) >= self.max_queue:
+                raise QueueFull("the queue is full (%d jobs waiting); try again when one has finished"
+                                % len(self._waiting))
+            ahead = len(self._waiting) + (1 if self.running is not None else 0)
+            self._waiting.append(job)
+            self._cond.notify()
+            return ahead
+
+    def take(self) -> Optional[Job]:
+        """Block until a job is waiting (-> it, now running) or the queue is stopped (-> None)."""
+        with self._cond:
+            while not self._waiting and not self._stopped:
+                self._cond.wait()
+            if self._stopped:
+                return None
+            job = self._waiting.popleft()
+            job.state = "running"
+            job.started = time.monotonic()
+            self.running = job
+            return job
+
+    def finish(self, job: Job) -> None:
+        with self._cond:
+            job.state = "done"
+            if self.running is job:
+                self.running = None
+
+    def cancel(self, job: Job, reason: str = p.CANCELLED) -> str:
+        """'queued' (removed: the caller reports it), 'running' (the worker reports it) or 'done'."""
+        with self._cond:
+            if job in self._waiting:
+                self._waiting.remove(job)
+                job.state = "done"
+                job.cancel_reason = reason
+                return "queued"
+            if job.state == "running":
+                job.cancel_reason = reason
+                job.cancel_event.set()
+                return "running"
+            return "done"
+
+    def stop(self) -> List[Job]:
+        """Stop taking jobs; returns the waiting ones (removed) and flags the running one."""
+        with self._cond:
+            self._stopped = True
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            for job in waiting:
+                job.state = "done"
+            if self.running is not None:
+                self.running.cancel_reason = p.E_SHUTTING_DOWN
+                self.running.cancel_event.set()
+            self._cond.notify_all()
+            return waiting
+
+    def snapshot(self) -> Dict[str, Any]:
+        with self._cond:
+            return {"running": self.running, "waiting": list(self._waiting)}
+
+
+class Worker(threading.Thread):
+    """Takes jobs in order and runs them; turns every outcome into exactly one final message."""
+
+    def __init__(self, queue: JobQueue, run_job: Callable, emit: Callable, log_path: str = ""):
+        super().__init__(name="neural-style-worker", daemon=True)
+        self.queue = queue
+        self.run_job = run_job
+        self.emit = emit
+        self.log_path = log_path
+
+    def run(self) -> None:
+        while True:
+            job = self.queue.take()
+            if job is None:
+                return
+            try:
+                self._run(job)
+            finally:
+                self.queue.finish(job)
+
+    def _run(self, job: Job) -> None:
+        log.info("job %d started (waited %.2f s)", job.id, job.started - job.submitted)
+        try:
+            self.run_job(job, self.emit)
+            log.info("job %d finished in %.2f s", job.id, time.monotonic() - job.started)
+        except Cancelled:
+            log.info("job %d cancelled (%s) after %.2f s", job.id, job.cancel_reason, time.monotonic() - job.started)
+            self.emit_end(job)
+        except (EngineError, p.ProtocolError) as error:
+            log.info("job %d failed: %s: %s", job.id, error.code, error.message)
+            self.emit(job, p.error_message(error.code, error.message, error.field, job=job.id), ())
+        except MemoryError:
+            log.error("job %d ran out of memory", job.id)
+            self.emit(job, p.error_message("out_of_memory", "the engine ran out of memory for this job; "
+                                           "try a smaller max_size or a smaller layer", job=job.id), ())
+        except Exception as error:  # never let one job take the worker down
+            log.exception("job %d failed unexpectedly", job.id)
+            self.emit(job, p.error_message(p.E_INTERNAL, "the job failed unexpectedly (%s: %s); details are in %s"
+                                           % (type(error).__name__, str(error)[:200], self.log_path or "the engine log"),
+                                           job=job.id), ())
+
+    def emit_end(self, job: Job) -> None:
+        """The final message of a job that was stopped: cancelled, or an error saying why."""
+        self.emit(job, end_message(job), ())
+
+
+def end_message(job: Job) -> Dict[str, Any]:
+    if job.cancel_reason == p.E_SHUTTING_DOWN:
+        return p.error_message(p.E_SHUTTING_DOWN, "the engine is shutting down; the job was stopped", job=job.id)
+    return p.message(p.CANCELLED, job=job.id)
