@@ -1,0 +1,94 @@
+"""The docker's settings and how they become job options (no Krita, no Qt: unit-tested alone).
+
+Main controls: strength (style/content balance), detail (iterations), resolution cap (max_size),
+preserve colors, style scale. Every other option of shared/options.py is an "advanced" override.
+"""
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+from .shared.options import OPTIONS, OPTIONS_BY_NAME, validate_option, validate_options
+from .shared.protocol import EXTRA_OPTIONS_BY_NAME
+
+# Options the main controls stand for; everything else goes in the Advanced section.
+MAIN_OPTIONS = ("style_weight", "iterations", "max_size", "preserve_colors", "style_scale")
+ADVANCED_OPTIONS = tuple(option.name for option in OPTIONS if option.name not in MAIN_OPTIONS)
+
+# Strength 0..100 maps log-linearly onto style_weight 1e1..1e7 (content_weight stays as set);
+# 50 is the engine's default 1e4.
+_LOG_WEIGHT_LOW, _LOG_WEIGHT_HIGH = 1.0, 7.0
+
+
+def strength_to_style_weight(strength: float) -> float:
+    strength = min(100.0, max(0.0, float(strength)))
+    return 10.0 ** (_LOG_WEIGHT_LOW + (_LOG_WEIGHT_HIGH - _LOG_WEIGHT_LOW) * strength / 100.0)
+
+
+def style_weight_to_strength(style_weight: float) -> float:
+    if style_weight <= 0:
+        return 0.0
+    strength = (math.log10(style_weight) - _LOG_WEIGHT_LOW) / (_LOG_WEIGHT_HIGH - _LOG_WEIGHT_LOW) * 100.0
+    return min(100.0, max(0.0, strength))
+
+
+@dataclass
+class Settings:
+    strength: float = 50.0
+    detail: int = OPTIONS_BY_NAME["iterations"].default
+    resolution_cap: int = OPTIONS_BY_NAME["max_size"].default
+    preserve_colors: bool = OPTIONS_BY_NAME["preserve_colors"].default
+    style_scale: float = OPTIONS_BY_NAME["style_scale"].default
+    advanced: dict = field(default_factory=dict)   # option name -> value, only what the user changed
+    preview_interval_s: float = 1.0                # how often the engine sends a preview
+    feather: int = EXTRA_OPTIONS_BY_NAME["feather"].default   # soft edge inside the selection, pixels
+
+
+def to_options(settings: Settings) -> dict:
+    """The `options` map for Client.submit; raises shared.options.OptionError naming the bad field."""
+    values = {name: value for name, value in settings.advanced.items() if name in ADVANCED_OPTIONS}
+    values.update({
+        "style_weight": strength_to_style_weight(settings.strength),
+        "iterations": int(settings.detail),
+        "max_size": int(settings.resolution_cap),
+        "preserve_colors": bool(settings.preserve_colors),
+        "style_scale": float(settings.style_scale),
+    })
+    options = validate_options(values)
+    options = {name: list(value) if isinstance(value, tuple) else value for name, value in options.items()}
+    for name in EXTRA_OPTIONS_BY_NAME:   # preview_interval_s, feather: checked by the same table
+        options[name] = validate_option(EXTRA_OPTIONS_BY_NAME[name], getattr(settings, name))
+    return options
+
+
+def from_options(options: dict) -> Settings:
+    """The inverse of to_options (for restoring saved settings); unknown keys are ignored."""
+    known = validate_options({k: v for k, v in options.items() if k in OPTIONS_BY_NAME})
+    defaults = Settings()
+    advanced = {name: known[name] for name in ADVANCED_OPTIONS
+                if name in options and known[name] != OPTIONS_BY_NAME[name].default}
+    return Settings(
+        strength=style_weight_to_strength(known["style_weight"]),
+        detail=known["iterations"],
+        resolution_cap=known["max_size"],
+        preserve_colors=known["preserve_colors"],
+        style_scale=known["style_scale"],
+        advanced={k: list(v) if isinstance(v, tuple) else v for k, v in advanced.items()},
+        preview_interval_s=float(options.get("preview_interval_s", defaults.preview_interval_s)),
+        feather=int(options.get("feather", defaults.feather)),
+    )
+
+
+def to_json(settings: Settings) -> str:
+    return json.dumps(asdict(settings), sort_keys=True)
+
+
+def from_json(text: str) -> Settings:
+    """Saved settings; anything unreadable or out of range falls back to the defaults."""
+    try:
+        data = json.loads(text)
+        settings = Settings(**{k: v for k, v in data.items() if k in Settings.__dataclass_fields__})
+        to_options(settings)
+        return settings
+    except (ValueError, TypeError):
+        return Settings()

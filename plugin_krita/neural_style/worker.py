@@ -1,0 +1,158 @@
+"""The engine worker: owns the one Client, in its own QThread, and talks to the UI by signals.
+
+Requests are queued signals (so they run in the worker thread, one after another); the only call
+that crosses threads directly is cancel(), which only sets a flag and calls job.cancel() (the one
+client call that is safe from another thread). No Krita API here: Krita objects are used only on
+the UI thread, the worker gets plain bytes.
+"""
+
+import logging
+import threading
+import traceback
+
+from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+
+from .shared.client import EngineLost, EngineUnavailable, ProtocolMismatch
+
+log = logging.getLogger("neural_style")
+
+
+class Task:
+    """One layer to stylize: protocol-ready pixels, mask and style refs (built on the UI thread)."""
+
+    def __init__(self, key, image, mask, styles):
+        self.key = key          # the controller's handle for the result layer
+        self.image = image      # shared.protocol.Pixels
+        self.mask = mask        # Pixels (1 channel u8) or None
+        self.styles = styles    # [StyleRef]
+
+
+class EngineWorker(QObject):
+    state_changed = pyqtSignal(str, str)          # "starting" | "connected" | "not running", detail
+    styles_listed = pyqtSignal(list)              # [dict] from client.list_styles()
+    style_added = pyqtSignal(object)              # what client.add_style returned
+    request_failed = pyqtSignal(str, str)         # request name, message
+    task_started = pyqtSignal(int, object)        # task index, key
+    task_event = pyqtSignal(int, object, str, dict, object)  # index, key, event type, header, Pixels|None
+    batch_finished = pyqtSignal(str, str)         # "done" | "cancelled" | "error", message
+
+    _request = pyqtSignal(str, object)
+
+    def __init__(self, client_factory):
+        super().__init__()
+        self._client_factory = client_factory     # () -> Client, called in the worker thread
+        self._client = None
+        self._lock = threading.Lock()
+        self._job = None
+        self._cancelled = False
+        self._request.connect(self._handle)       # queued: the worker lives in another thread
+
+    # ---- called from the UI thread -------------------------------------------------------
+    def post(self, name, payload=None):
+        """Queue a request ("connect", "list_styles", "add_style", "run", "close") for the worker."""
+        if name == "run":
+            with self._lock:
+                self._cancelled = False
+        self._request.emit(name, payload)
+
+    def cancel(self):
+        with self._lock:
+            self._cancelled = True
+            job = self._job
+        if job is not None:
+            job.cancel()
+
+    def reconfigure(self, client_factory):
+        """Use another client factory from the next request on (the old client is closed first)."""
+        self._request.emit("close", None)
+        self._request.emit("_factory", client_factory)
+
+    # ---- the worker thread ---------------------------------------------------------------
+    @pyqtSlot(str, object)
+    def _handle(self, name, payload):
+        try:
+            if name == "_factory":
+                self._client_factory = payload
+            elif name == "close":
+                self._close_client()
+            elif name == "connect":
+                self._ensure_client()
+            elif name == "list_styles":
+                self.styles_listed.emit(list(self._ensure_client().list_styles()))
+            elif name == "add_style":
+                self.style_added.emit(self._ensure_client().add_style(**payload))
+            elif name == "run":
+                self._run(*payload)
+        except Exception as error:   # every client failure has a readable str()
+            message = str(error) or type(error).__name__
+            log.warning("%s failed: %s\n%s", name, message, traceback.format_exc())
+            if isinstance(error, (EngineUnavailable, EngineLost, ProtocolMismatch)):
+                self._close_client()
+                self.state_changed.emit("not running", message)
+            if name == "run":
+                self.batch_finished.emit("error", message)
+            else:
+                self.request_failed.emit(name, message)
+
+    def _ensure_client(self):
+        if self._client is None:
+            self.state_changed.emit("starting", "connecting to the engine…")
+            client = self._client_factory()
+            try:
+                welcome = client.connect()
+            except Exception:
+                client.close()
+                raise
+            self._client = client
+            self.state_changed.emit("connected", str(welcome.get("device", "")))
+        return self._client
+
+    def _close_client(self):
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                log.warning("closing the client failed:\n%s", traceback.format_exc())
+
+    def _run(self, tasks, options):
+        client = self._ensure_client()
+        for index, task in enumerate(tasks):
+            with self._lock:
+                if self._cancelled:
+                    self.batch_finished.emit("cancelled", "Cancelled.")
+                    return
+            self.task_started.emit(index, task.key)
+            job = client.submit(image=task.image, mask=task.mask, styles=task.styles, options=options)
+            with self._lock:
+                self._job = job
+                cancel_now = self._cancelled
+            if cancel_now:
+                job.cancel()
+            outcome = None
+            try:
+                for event in job.events():
+                    self.task_event.emit(index, task.key, event.type, dict(event.header or {}), event.pixels)
+                    if event.type in ("result", "error", "cancelled"):
+                        outcome = event
+            finally:
+                with self._lock:
+                    self._job = None
+            if outcome is None or outcome.type == "cancelled":
+                self.batch_finished.emit("cancelled", "Cancelled.")
+                return
+            if outcome.type == "error":
+                header = outcome.header or {}
+                self.batch_finished.emit("error", str(header.get("message") or "the engine reported an error"))
+                return
+        self.batch_finished.emit("done", "Done.")
+
+
+def start_worker(client_factory):
+    """(thread, worker): a running QThread with an EngineWorker living in it."""
+    thread = QThread()
+    thread.setObjectName("neural_style_engine")
+    worker = EngineWorker(client_factory)
+    worker.moveToThread(thread)
+    thread.start()
+    return thread, worker

@@ -1,0 +1,322 @@
+"""Test harness Extension, installed only in the test profile as pykrita/ns_test_driver/__init__.py.
+
+After windowCreated it runs the cases listed in $NS_TEST_SCENARIO (a JSON file) by calling the
+real plugin's public functions (neural_style.controller), writes what it saw to the scenario's
+"results" file after every case, and quits Krita. Assertions live in tests/test_krita_plugin.py.
+Runs inside Krita's Python: standard library, PyQt5 and the Krita API only.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+
+from PyQt5.QtCore import QCoreApplication, QEventLoop, QTimer
+from PyQt5.QtWidgets import QMenu
+
+from krita import Extension, Krita, Selection
+
+SCENARIO = json.load(open(os.environ["NS_TEST_SCENARIO"], encoding="utf-8"))
+RESULTS = {"cases": {}, "errors": [], "started": time.time()}
+
+
+def save_results():
+    tmp = SCENARIO["results"] + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(RESULTS, f, indent=1)
+    os.replace(tmp, SCENARIO["results"])
+
+
+def excepthook(kind, value, tb):
+    # Krita's own hook opens a modal dialog and the run would hang: record the error instead.
+    RESULTS["errors"].append("".join(traceback.format_exception(kind, value, tb)))
+    save_results()
+
+
+sys.excepthook = excepthook
+
+
+def wait_for(predicate, timeout):
+    """Run Qt's event loop until predicate() or timeout; True if it came true."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        QCoreApplication.processEvents(QEventLoop.AllEvents, 20)
+        time.sleep(0.002)
+    return True
+
+
+def pixels_of(node, doc):
+    return bytes(node.pixelData(0, 0, doc.width(), doc.height()))
+
+
+def b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def pattern(width, height, depth, alpha_band=None):
+    """A smooth RGBA test pattern in Krita's layout for `depth` (BGRA for integers, RGBA floats)."""
+    import struct
+    values = []
+    for y in range(height):
+        for x in range(width):
+            r, g, b = x / (width - 1), y / (height - 1), ((x * 7 + y * 3) % 32) / 31.0
+            a = 0.5 if alpha_band and alpha_band[0] <= x < alpha_band[1] else 1.0
+            values.append((r, g, b, a))
+    if depth == "U8":
+        return bytes(int(round(v * 255)) for r, g, b, a in values for v in (b, g, r, a))
+    if depth == "U16":
+        return struct.pack("<%dH" % (len(values) * 4), *(int(round(v * 65535))
+                                                         for r, g, b, a in values for v in (b, g, r, a)))
+    code = "e" if depth == "F16" else "f"
+    return struct.pack("<%d%s" % (len(values) * 4, code), *(v for px in values for v in px))
+
+
+class JobWatcher:
+    """Collects the controller's signals for one Apply, and how responsive the UI stayed."""
+
+    def __init__(self, ctl, doc):
+        self.ctl, self.doc = ctl, doc
+        self.paints, self.progress, self.outcome, self.states = [], [], None, []
+        self.ticks, self.max_gap, self._last_tick = 0, 0.0, None
+        self.timer = QTimer()
+        self.timer.setInterval(50)
+        self.timer.timeout.connect(self._tick)
+        ctl.layer_painted.connect(self._painted)
+        ctl.progress.connect(self._progress)
+        ctl.finished.connect(self._finished)
+        ctl.state_changed.connect(self._state)
+        self.timer.start()
+        self.started = time.monotonic()
+
+    def _tick(self):
+        now = time.monotonic()
+        if self._last_tick is not None and self.outcome is None:
+            self.max_gap = max(self.max_gap, now - self._last_tick)
+        self._last_tick = now
+        self.ticks += 1
+
+    def _painted(self, node, final):
+        data = pixels_of(node, self.doc) if self.doc is not None else b""
+        self.paints.append({"final": final, "sha": sha(data), "t": time.monotonic() - self.started,
+                            "name": node.name()})
+
+    def _progress(self, fraction, text):
+        self.progress.append([fraction, text])
+
+    def _finished(self, outcome, message):
+        self.outcome = {"outcome": outcome, "message": message, "t": time.monotonic() - self.started}
+
+    def _state(self, state, detail):
+        self.states.append([state, detail])
+
+    def close(self):
+        self.timer.stop()
+        for signal, slot in ((self.ctl.layer_painted, self._painted), (self.ctl.progress, self._progress),
+                             (self.ctl.finished, self._finished), (self.ctl.state_changed, self._state)):
+            signal.disconnect(slot)
+        return {"paints": self.paints, "progress": self.progress[-5:], "finished": self.outcome,
+                "states": self.states, "max_ui_gap_s": self.max_gap, "ticks": self.ticks}
+
+
+def engine_status():
+    from neural_style.shared.client import Client
+    client = Client(endpoint=SCENARIO["endpoint"], autostart=False)
+    try:
+        client.connect()
+        return client.status()
+    finally:
+        client.close()
+
+
+def make_document(name, depth, width, height, layers):
+    app = Krita.instance()
+    doc = app.createDocument(width, height, name, "RGBA", depth, "", 72.0)
+    doc.setBatchmode(True)
+    app.activeWindow().addView(doc)
+    background = doc.topLevelNodes()[0]
+    background.setPixelData(pattern(width, height, depth), 0, 0, width, height)
+    nodes = [background]
+    for layer_name in layers:
+        node = doc.createNode(layer_name, "paintlayer")
+        doc.rootNode().addChildNode(node, nodes[-1])
+        node.setPixelData(pattern(width, height, depth, alpha_band=(0, width // 4)), 0, 0, width, height)
+        nodes.append(node)
+    doc.refreshProjection()
+    doc.waitForDone()
+    return doc, nodes
+
+
+def describe(doc):
+    layers = []
+    for node in doc.topLevelNodes():
+        bounds = node.bounds()
+        layers.append({"name": node.name(), "type": node.type(), "depth": node.colorDepth(),
+                       "model": node.colorModel(),
+                       "bounds": [bounds.x(), bounds.y(), bounds.width(), bounds.height()],
+                       "pixels": b64(pixels_of(node, doc)) if node.type() == "paintlayer" else ""})
+    return {"width": doc.width(), "height": doc.height(), "layers": layers}
+
+
+def settings_for(case):
+    from neural_style.settings import Settings
+    return Settings(detail=case.get("iterations", 20), resolution_cap=case.get("max_size", 64),
+                    preview_interval_s=case.get("preview_interval_s", 0.2), feather=case.get("feather", 0),
+                    advanced=case.get("advanced", {}))
+
+
+def run_apply(ctl, doc, nodes, style, case):
+    watcher = JobWatcher(ctl, doc)
+    t0 = time.monotonic()
+    ok = ctl.apply(doc, nodes, style, settings_for(case))
+    apply_s = time.monotonic() - t0
+    finished = wait_for(lambda: watcher.outcome is not None, case.get("timeout", 120))
+    return ok, apply_s, finished, watcher
+
+
+# ---- cases --------------------------------------------------------------------------------------
+
+def case_plugin_loaded(case, ctl):
+    app = Krita.instance()
+    action = app.action("neural_style")
+    menus = [w.objectName() for w in action.associatedWidgets() if isinstance(w, QMenu)] if action else []
+    from neural_style.extension import show_docker
+    docker = show_docker()
+    return {"action": action is not None, "action_text": action.text() if action else None,
+            "menus": menus, "apply_action": app.action("neural_style_apply") is not None,
+            "docker": type(docker).__name__ if docker is not None else None,
+            "docker_visible": bool(docker is not None and docker.isVisible()),
+            "docker_title": docker.windowTitle() if docker is not None else None}
+
+
+def case_selection_rgba(case, ctl):
+    from neural_style.controller import StyleChoice
+    doc, (background, layer) = make_document("ns_rgba", "U8", 96, 64, ["Layer 2"])
+    x, y, w, h = case["selection"]
+    selection = Selection()
+    selection.select(x, y, w, h, 255)
+    doc.setSelection(selection)
+    before = describe(doc)
+    ok, apply_s, finished, watcher = run_apply(
+        ctl, doc, [layer], StyleChoice.file(SCENARIO["style_image"], name="Starry"), case)
+    out = {"ok": ok, "apply_call_s": apply_s, "finished_in_time": finished, "before": before,
+           "after": describe(doc)}
+    out.update(watcher.close())
+    doc.setModified(False)
+    return out
+
+
+def case_depth(case, ctl):
+    from neural_style.controller import StyleChoice
+    doc, (background, layer) = make_document("ns_" + case["depth"], case["depth"], 64, 64, ["Paint"])
+    if case.get("style_from_layer"):
+        other = [d for d in Krita.instance().documents() if d.name() == "ns_rgba"]
+        style = StyleChoice.layer(other[0].topLevelNodes()[0]) if other else None
+    else:
+        style = StyleChoice.file(SCENARIO["style_image"], name="Starry")
+    before = describe(doc)
+    ok, apply_s, finished, watcher = run_apply(ctl, doc, [layer], style, case)
+    out = {"ok": ok, "finished_in_time": finished, "before": before, "after": describe(doc),
+           "profile": doc.colorProfile()}
+    out.update(watcher.close())
+    doc.setModified(False)
+    return out
+
+
+def case_cancel(case, ctl, close_document=False):
+    from neural_style.controller import StyleChoice
+    doc, (background, layer) = make_document("ns_cancel", "U8", 64, 64, ["Paint"])
+    before = describe(doc)
+    watcher = JobWatcher(ctl, doc)
+    ok = ctl.apply(doc, [layer], StyleChoice.file(SCENARIO["style_image"], name="Starry"), settings_for(case))
+    got_preview = wait_for(lambda: watcher.paints or watcher.outcome, 120)
+    t0 = time.monotonic()
+    if close_document:
+        watcher.doc = None
+        doc.setModified(False)
+        doc.close()
+    else:
+        ctl.cancel()
+    finished = wait_for(lambda: watcher.outcome is not None, 30)
+    out = {"ok": ok, "got_preview": bool(got_preview), "stop_to_finished_s": time.monotonic() - t0,
+           "finished_in_time": finished, "before": before, "busy_after": ctl.is_busy()}
+    if not close_document:
+        out["after"] = describe(doc)
+        doc.setModified(False)
+    else:
+        out["document_open"] = any(d.name() == "ns_cancel" for d in Krita.instance().documents())
+    out.update(watcher.close())
+    wait_for(lambda: False, 0.5)   # let the engine settle before asking it
+    out["engine_status"] = engine_status()
+    return out
+
+
+def case_close_document(case, ctl):
+    return case_cancel(case, ctl, close_document=True)
+
+
+def case_no_engine(case, ctl):
+    from neural_style.controller import StyleChoice
+    ctl.configure(endpoint=case["endpoint"], autostart=True, engine_command=None, start_timeout=10.0)
+    doc, (background, layer) = make_document("ns_noengine", "U8", 64, 64, ["Paint"])
+    before = describe(doc)
+    ok, apply_s, finished, watcher = run_apply(
+        ctl, doc, [layer], StyleChoice.file(SCENARIO["style_image"], name="Starry"), dict(case, timeout=60))
+    out = {"ok": ok, "apply_call_s": apply_s, "finished_in_time": finished, "before": before,
+           "after": describe(doc), "state": list(ctl.state)}
+    out.update(watcher.close())
+    doc.setModified(False)
+    ctl.configure(endpoint=SCENARIO["endpoint"], autostart=False)
+    return out
+
+
+CASES = {"plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
+         "cancel": case_cancel, "close_document": case_close_document, "no_engine": case_no_engine}
+
+
+def run_all():
+    from neural_style.controller import controller
+    app = Krita.instance()
+    app.setBatchmode(True)
+    ctl = controller()
+    ctl.configure(endpoint=SCENARIO["endpoint"], autostart=False)
+    for case in SCENARIO["cases"]:
+        started = time.monotonic()
+        try:
+            result = CASES[case["kind"]](case, ctl)
+        except Exception:
+            result = {"exception": traceback.format_exc()}
+        result["duration_s"] = time.monotonic() - started
+        RESULTS["cases"][case["name"]] = result
+        save_results()
+    for doc in app.documents():
+        doc.setModified(False)
+    RESULTS["finished"] = True
+    save_results()
+    app.action("file_quit").trigger()
+
+
+class TestDriver(Extension):
+    def setup(self):
+        Krita.instance().notifier().windowCreated.connect(lambda: QTimer.singleShot(200, self.run))
+
+    def createActions(self, window):
+        pass
+
+    def run(self):
+        try:
+            run_all()
+        except Exception:
+            excepthook(*sys.exc_info())
+            Krita.instance().action("file_quit").trigger()
+
+
+Krita.instance().addExtension(TestDriver(Krita.instance()))

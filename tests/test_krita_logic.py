@@ -1,0 +1,200 @@
+"""Fast tests of the Krita plugin's pure modules (no Krita, no Qt), imported from an installed copy."""
+
+import importlib
+import math
+import os
+import re
+import struct
+
+import pytest
+
+from tests.support.krita_install import PLUGIN_SOURCE, import_installed, install_plugin
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory):
+    package = install_plugin(str(tmp_path_factory.mktemp("pykrita")))
+    root = import_installed(package)
+
+    class Modules:
+        pass
+    modules = Modules()
+    for name in ("settings", "pixels", "region", "progress"):
+        setattr(modules, name, importlib.import_module(root.__name__ + "." + name))
+    modules.options = importlib.import_module(root.__name__ + ".shared.options")
+    return modules
+
+
+# ---- settings <-> options -----------------------------------------------------------------
+
+def test_strength_50_is_the_engines_default_style_weight(plugin):
+    assert plugin.settings.strength_to_style_weight(50) == pytest.approx(plugin.options.defaults()["style_weight"])
+
+
+def test_strength_is_monotonic_clamped_and_invertible(plugin):
+    s = plugin.settings
+    weights = [s.strength_to_style_weight(x) for x in range(0, 101, 5)]
+    assert weights == sorted(weights) and len(set(weights)) == len(weights)
+    assert s.strength_to_style_weight(-20) == s.strength_to_style_weight(0)
+    assert s.strength_to_style_weight(500) == s.strength_to_style_weight(100)
+    for strength in (0, 12.5, 50, 99):
+        assert s.style_weight_to_strength(s.strength_to_style_weight(strength)) == pytest.approx(strength)
+    assert s.style_weight_to_strength(0) == 0
+
+
+def test_default_settings_give_valid_options_with_the_main_controls(plugin):
+    s = plugin.settings
+    options = s.to_options(s.Settings())
+    assert plugin.options.validate_options({k: v for k, v in options.items() if k in plugin.options.OPTIONS_BY_NAME})
+    assert options["iterations"] == plugin.options.defaults()["iterations"]
+    assert options["max_size"] == plugin.options.defaults()["max_size"]
+    assert options["feather"] == 4 and options["preview_interval_s"] == 1.0
+    assert isinstance(options["style_layers"], list)   # msgpack-friendly
+
+
+def test_settings_map_onto_options(plugin):
+    s = plugin.settings
+    options = s.to_options(s.Settings(strength=100, detail=37, resolution_cap=128, preserve_colors=True,
+                                      style_scale=0.5, advanced={"tv_weight": 0.5, "optimizer": "adam",
+                                                                 "style_weight": 1.0},
+                                      preview_interval_s=0.2, feather=0))
+    assert options["style_weight"] == pytest.approx(1e7)    # the slider wins over an advanced style_weight
+    assert (options["iterations"], options["max_size"], options["preserve_colors"]) == (37, 128, True)
+    assert (options["style_scale"], options["tv_weight"], options["optimizer"]) == (0.5, 0.5, "adam")
+    assert (options["preview_interval_s"], options["feather"]) == (0.2, 0)
+
+
+@pytest.mark.parametrize("settings, field", [
+    ({"detail": 0}, "options.iterations"),
+    ({"resolution_cap": 8}, "options.max_size"),
+    ({"advanced": {"optimizer": "sgd"}}, "options.optimizer"),
+    ({"advanced": {"style_layers": ["conv9_9"]}}, "options.style_layers"),
+    ({"feather": -1}, "options.feather"),
+    ({"preview_interval_s": -1.0}, "options.preview_interval_s"),
+])
+def test_bad_settings_name_the_field(plugin, settings, field):
+    with pytest.raises(plugin.options.OptionError) as raised:
+        plugin.settings.to_options(plugin.settings.Settings(**settings))
+    assert raised.value.field == field
+
+
+def test_options_round_trip_and_json(plugin):
+    s = plugin.settings
+    original = s.Settings(strength=80, detail=50, resolution_cap=256, preserve_colors=True, style_scale=2.0,
+                          advanced={"pooling": "avg", "seed": 7}, preview_interval_s=0.5, feather=2)
+    back = s.from_options(s.to_options(original))
+    assert back.strength == pytest.approx(80)
+    assert (back.detail, back.resolution_cap, back.preserve_colors, back.style_scale) == (50, 256, True, 2.0)
+    assert back.advanced == {"pooling": "avg", "seed": 7}
+    assert (back.preview_interval_s, back.feather) == (0.5, 2)
+    assert s.from_json(s.to_json(original)) == original
+    assert s.from_json("not json") == s.Settings()
+    assert s.from_json('{"detail": -5}') == s.Settings()
+
+
+# ---- pixels ----------------------------------------------------------------------------------
+
+def test_u8_bgra_becomes_rgba_and_back(plugin):
+    px = plugin.pixels
+    krita = bytes([10, 20, 30, 40, 1, 2, 3, 4])         # B, G, R, A twice
+    wire = px.krita_to_wire(krita, "RGBA", "U8")
+    assert wire == bytes([30, 20, 10, 40, 3, 2, 1, 4])
+    assert px.wire_to_krita(wire, "RGBA", "U8") == krita
+
+
+def test_u16_swaps_whole_samples(plugin):
+    px = plugin.pixels
+    krita = struct.pack("<8H", 1000, 2000, 3000, 65535, 1, 2, 3, 4)
+    wire = px.krita_to_wire(krita, "RGBA", "U16")
+    assert struct.unpack("<8H", wire) == (3000, 2000, 1000, 65535, 3, 2, 1, 4)
+    assert px.wire_to_krita(wire, "RGBA", "U16") == krita
+
+
+def test_f32_keeps_order_and_f16_becomes_f32(plugin):
+    px = plugin.pixels
+    f32 = struct.pack("<4f", 1.0, 0.25, 0.0, 0.5)
+    assert px.krita_to_wire(f32, "RGBA", "F32") == f32
+    f16 = struct.pack("<4e", 1.0, 0.25, 0.0, 0.5)
+    assert px.krita_to_wire(f16, "RGBA", "F16") == f32
+    assert px.wire_to_krita(f32, "RGBA", "F16") == f16
+    huge = struct.pack("<2f", 1e6, -1e6)
+    assert struct.unpack("<2e", px.wire_to_krita(huge, "GRAYA", "F16")) == (65504.0, -65504.0)
+
+
+def test_gray_alpha_is_not_reordered(plugin):
+    assert plugin.pixels.krita_to_wire(bytes([1, 2, 3, 4]), "GRAYA", "U8") == bytes([1, 2, 3, 4])
+
+
+def test_wire_formats_and_refusals(plugin):
+    px = plugin.pixels
+    assert px.wire_format("L", "RGBA", "U8") == (4, "u8")
+    assert px.wire_format("L", "RGBA", "U16") == (4, "u16")
+    assert px.wire_format("L", "RGBA", "F16") == (4, "f32")
+    assert px.wire_format("L", "GRAYA", "F32") == (2, "f32")
+    with pytest.raises(px.UnsupportedLayer, match=r'Layer "Ink" is CMYKA.*Convert Image Color Space'):
+        px.wire_format("Ink", "CMYKA", "U8")
+    with pytest.raises(px.UnsupportedLayer, match=r'Layer "X" has F64'):
+        px.wire_format("X", "RGBA", "F64")
+
+
+def test_transfer_follows_the_profile(plugin):
+    px = plugin.pixels
+    assert px.transfer_of("sRGB-elle-V2-srgbtrc.icc") == "srgb"
+    assert px.transfer_of("sRGB-elle-V2-g10.icc") == "linear"
+    assert px.transfer_of("scRGB (linear)") == "linear"
+    assert px.transfer_of("") == "srgb"
+
+
+def test_conversion_of_a_large_layer_is_fast(plugin):
+    import time
+    data = bytes(range(256)) * (2048 * 2048 * 4 // 256)   # a 2048 px square 8-bit layer
+    start = time.perf_counter()
+    plugin.pixels.wire_to_krita(plugin.pixels.krita_to_wire(data, "RGBA", "U8"), "RGBA", "U8")
+    assert time.perf_counter() - start < 2.0
+
+
+# ---- region, naming, progress ----------------------------------------------------------------
+
+def test_region_is_the_layer_cut_to_canvas_and_selection(plugin):
+    r = plugin.region
+    canvas = r.Rect(0, 0, 100, 80)
+    assert r.job_region(r.Rect(-10, -10, 50, 50), canvas) == r.Rect(0, 0, 40, 40)
+    assert r.job_region(r.Rect(0, 0, 100, 80), canvas, r.Rect(20, 10, 30, 40)) == r.Rect(20, 10, 30, 40)
+    assert r.job_region(r.Rect(0, 0, 25, 25), canvas, r.Rect(20, 10, 30, 40)) == r.Rect(20, 10, 5, 15)
+    assert r.job_region(r.Rect(0, 0, 10, 10), canvas, r.Rect(50, 50, 10, 10)) is None
+    assert r.job_region(r.Rect(0, 0, 0, 0), canvas) is None
+    assert r.job_region(r.Rect(200, 0, 10, 10), canvas) is None
+
+
+def test_result_and_style_names(plugin):
+    r = plugin.region
+    assert r.result_layer_name("Layer 2", "starry night") == "Layer 2 – starry night"
+    assert r.style_name_from_path("/x/y/starry_night.jpg") == "starry night"
+    assert r.style_name_from_path("C:\\styles\\scream.png") == "scream"
+    assert r.style_name_from_path("noext") == "noext"
+
+
+def test_progress_fraction_and_eta(plugin):
+    p = plugin.progress
+    assert p.overall_fraction(0, 1, 50, 200) == 0.25
+    assert p.overall_fraction(1, 2, 100, 100) == 1.0
+    assert p.overall_fraction(1, 4, None, None) == 0.25
+    assert p.format_eta(None) == "" and p.format_eta(float("nan")) == ""
+    assert p.format_eta(12.4) == "about 12 s left"
+    assert p.format_eta(125) == "about 2 min 05 s left"
+    assert p.format_eta(7260) == "about 2 h 01 min left"
+    assert p.progress_text("Layer 2", 0, 1, {"iteration": 40, "iterations": 200, "eta_s": 12}) == \
+        "Layer 2: iteration 40/200, about 12 s left"
+    assert p.progress_text("Sky", 1, 3, {}) == "Sky (2/3)"
+
+
+# ---- architecture rules -------------------------------------------------------------------------
+
+def test_plugin_stays_thin():
+    """No NumPy/TensorFlow in the plugin, and shared/ only through the relative `.shared`."""
+    folder = os.path.join(PLUGIN_SOURCE, "neural_style")
+    for name in os.listdir(folder):
+        if name.endswith(".py"):
+            text = open(os.path.join(folder, name), encoding="utf-8").read()
+            assert not re.search(r"^\s*(import|from)\s+(numpy|tensorflow|PIL)\b", text, re.M), name
+            assert not re.search(r"^\s*(import|from)\s+shared\b", text, re.M), name
