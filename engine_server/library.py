@@ -203,37 +203,36 @@ class StyleLibrary:
         except OSError as error:
             raise LibraryError("library_io", "cannot read the style library folder %s: %s"
                                % (self.folder, error.strerror)) from None
-        infos = []
+        infos, unread = [], {}
         for name in names:
             style_id, suffix = os.path.splitext(name)
             if suffix != SUFFIX or not ID_PATTERN.match(style_id):
                 continue
-            info = self._cached_info(os.path.join(self.folder, name), style_id)
-            if info is not None:
-                infos.append(info)
+            path = os.path.join(self.folder, name)
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue                     # removed meanwhile
+            signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            cached = self._info_cache.get(path)
+            if cached and cached[0] == signature:
+                infos.append(cached[1])
+            else:
+                unread[path] = (style_id, signature)
+        for path, result in records.read_many(unread).items():
+            style_id, signature = unread[path]
+            if isinstance(result, StyleRecord) and result.id != style_id:
+                result = RecordError("it holds the id %s" % result.id)
+            if isinstance(result, RecordError):
+                if os.path.exists(path):
+                    message = "style file %s skipped: %s" % (path, result)
+                    log.warning(message)
+                    self.warnings.append(message)
+                continue
+            info = StyleInfo.of(result)
+            self._info_cache[path] = (signature, info)
+            infos.append(info)
         return sorted(infos, key=lambda info: (info.added, info.name.casefold(), info.id))
-
-    def _cached_info(self, path: str, style_id: str) -> Optional[StyleInfo]:
-        try:
-            stat = os.stat(path)
-        except OSError:
-            return None                      # removed meanwhile
-        signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        cached = self._info_cache.get(path)
-        if cached and cached[0] == signature:
-            return cached[1]
-        try:
-            record = records.read_one(path, with_grams=False)
-            if record.id != style_id:
-                raise RecordError("it holds the id %s" % record.id)
-        except RecordError as error:
-            message = "style file %s skipped: %s" % (path, error)
-            log.warning(message)
-            self.warnings.append(message)
-            return None
-        info = StyleInfo.of(record)
-        self._info_cache[path] = (signature, info)
-        return info
 
     def get(self, style_id: str) -> StyleInfo:
         return StyleInfo.of(self._read(style_id, with_grams=False))

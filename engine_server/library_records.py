@@ -170,6 +170,39 @@ def read_one(path: str, with_grams: bool = True) -> StyleRecord:
     return decode(records[0], with_grams=with_grams)
 
 
+def read_many(paths, with_grams: bool = False) -> Dict[str, object]:
+    """{path: StyleRecord or RecordError} for many per-style files.
+
+    One TFRecordDataset over all files (creating a dataset per file costs ~35 ms); after a
+    data-loss error the files from the last good one on are read one by one, so the damaged file
+    is named and every other one still loads.
+    """
+    paths = list(paths)
+    serialized: Dict[str, list] = {path: [] for path in paths}
+    last_good = 0
+    if paths:
+        dataset = tf.data.Dataset.from_tensor_slices(paths).interleave(
+            lambda path: tf.data.TFRecordDataset(path).map(lambda record: (path, record)), cycle_length=1)
+        index_of = {path.encode("utf-8"): index for index, path in enumerate(paths)}
+        try:
+            for path, record in dataset:
+                last_good = index_of[path.numpy()]
+                serialized[paths[last_good]].append(record)
+            last_good = len(paths)
+        except tf.errors.OpError:
+            pass
+    results: Dict[str, object] = {}
+    for index, path in enumerate(paths):
+        try:
+            found = serialized[path] if index < last_good else list(read_serialized(path))
+            if len(found) != 1:
+                raise RecordError("it holds %d records, expected exactly 1" % len(found))
+            results[path] = decode(found[0], with_grams=with_grams)
+        except RecordError as error:
+            results[path] = error
+    return results
+
+
 def write_path(path: str, serialized_records) -> None:
     """Write serialized Examples to `path` with tf.io.TFRecordWriter (path is a temp file)."""
     with tf.io.TFRecordWriter(path) as writer:
