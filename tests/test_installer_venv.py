@@ -8,6 +8,7 @@ hundreds of MB; the engine itself is still built from the checkout and installed
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -36,19 +37,36 @@ def test_installer_builds_a_real_venv_with_the_engine_and_uninstalls_it(user, fa
     installed_shared = files_under(os.path.join(os.path.dirname(engine_folder), "shared"))
     assert [p for p in installed_shared if p.endswith(".py")] == files_under(os.path.join(user.checkout, "shared"))
 
-    check = user.run("--check", timeout=400)
-    engine_row = next(line for line in check.output.splitlines() if line.strip().startswith("engine Python"))
-    device_row = next(line for line in check.output.splitlines() if line.strip().startswith("TensorFlow device"))
-    assert " ok " in engine_row and prefix in engine_row, check.output
-    assert " ok " in device_row and "CPU" in device_row, check.output
+    # The engine the plugins would start (engine.json's command) runs with the installed weights.
+    started = subprocess.run([python, "-m", "engine_server", "start", "--timeout", "240"], cwd=user.root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    try:
+        assert started.returncode == 0, started.stdout
+        check = user.run("--check", timeout=400)
+        assert check.returncode == 0, check.output
+        engine_row = next(line for line in check.output.splitlines() if line.strip().startswith("engine Python"))
+        device_row = next(line for line in check.output.splitlines() if line.strip().startswith("TensorFlow device"))
+        reachable_row = next(line for line in check.output.splitlines() if line.strip().startswith("engine reachable"))
+        assert " ok " in engine_row and prefix in engine_row, check.output
+        assert " ok " in device_row and "CPU" in device_row, check.output
+        assert " ok " in reachable_row, check.output
 
-    again = user.run("--system-site-packages", "--weights", fake_weights, "--no-verify", "--no-start")
-    assert again.returncode == 0 and "already there: upgrading it in place" in again.output, again.output
+        again = user.run("--system-site-packages", "--weights", fake_weights, "--no-verify", "--no-start")
+        assert again.returncode == 0 and "already there: upgrading it in place" in again.output, again.output
 
-    gone = user.run("--uninstall")
-    assert gone.returncode == 0, gone.output
-    assert not os.path.exists(prefix) and not os.path.exists(user.engine_json)
-    assert not os.path.exists(os.path.join(user.data, "neural-style"))
+        gone = user.run("--uninstall")                 # stops the engine, then removes everything
+        assert gone.returncode == 0, gone.output
+    finally:
+        if os.path.exists(python):
+            subprocess.run([python, "-m", "engine_server", "stop"], cwd=user.root, env=env, timeout=60)
+    status = subprocess.run([sys.executable, "-m", "engine_server", "status"], cwd=user.root, env=user.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+    assert status.returncode != 0, status.stdout
+    assert not os.path.exists(prefix) and not os.path.exists(user.engine_json) and not os.path.exists(user.weights)
+    # What may remain is what the engine wrote while it ran (its logs), and what third-party tools write
+    # into HOME on their own (Keras its ~/.keras/keras.json on import, pip caches): nothing installed.
+    leftovers = [p for p in files_under(user.home) if not p.startswith((".keras/", ".cache/", ".rustup/"))]
+    assert all(os.path.basename(p).startswith("engine") and p.endswith(".log") for p in leftovers), leftovers
 
 
 def test_dev_installs_the_engine_editable_into_the_running_python(user, tmp_path):
