@@ -44,16 +44,24 @@ def _cubic_minimum(x1, f1, g1, x2, f2, g2, low, high):
 
 class LBFGS(_Tracker):
     """Limited-memory BFGS. `history` pairs (s, y); line search: strong Wolfe (Nocedal & Wright
-    3.5/3.6) with cubic interpolation, at most `max_evaluations` function values per iteration."""
+    3.5/3.6) with cubic interpolation, at most `max_evaluations` function values per iteration.
 
-    def __init__(self, fun, x0, history=10, max_evaluations=8, c1=1e-4, c2=0.9):
+    With `bounds` (low, high) it is a projected L-BFGS: variables held at a bound by their gradient
+    are frozen for the step, trial points are projected into the box, and the line search works on
+    the projected path (its slope counts only the components that were not clipped). Pixels then
+    stay valid, so the loss reported is the loss of the image that is saved."""
+
+    def __init__(self, fun, x0, history=10, max_evaluations=8, c1=1e-4, c2=0.9, bounds=None):
+        self.bounds = bounds
+        if bounds is not None:
+            x0 = np.clip(np.asarray(x0, np.float32), bounds[0], bounds[1])
         super().__init__(fun, x0)
         self.history, self.max_evaluations, self.c1, self.c2 = history, max_evaluations, c1, c2
         self._s, self._y, self._rho = [], [], []
         self._restart_scale = 1.0
 
-    def _direction(self):
-        q = -self.grad
+    def _direction(self, grad):
+        q = -grad
         alphas = []
         for s, y, rho in zip(reversed(self._s), reversed(self._y), reversed(self._rho)):
             a = rho * _dot(s, q)
@@ -66,12 +74,31 @@ class LBFGS(_Tracker):
             q += (a - b) * s
         return q
 
+    def _active(self):
+        """Variables sitting on a bound with the gradient pushing them outwards."""
+        if self.bounds is None:
+            return None
+        low, high = self.bounds
+        return ((self.x <= low) & (self.grad > 0)) | ((self.x >= high) & (self.grad < 0))
+
+    def _point(self, t, direction):
+        """x + t d, projected into the box; and the mask of components that were not clipped."""
+        x = (self.x + t * direction).astype(np.float32)
+        if self.bounds is None:
+            return x, None
+        inside = (x >= self.bounds[0]) & (x <= self.bounds[1])
+        return np.clip(x, self.bounds[0], self.bounds[1]), inside
+
     def step(self):
-        direction = self._direction()
-        slope = _dot(self.grad, direction)
+        active = self._active()
+        free_grad = self.grad if active is None else np.where(active, np.float32(0), self.grad)
+        direction = self._direction(free_grad)
+        if active is not None:
+            direction[active] = 0
+        slope = _dot(free_grad, direction)
         if not slope < 0:               # not a descent direction: forget the curvature pairs
             self._s, self._y, self._rho = [], [], []
-            direction, slope = -self.grad, -_dot(self.grad, self.grad)
+            direction, slope = -free_grad, -_dot(free_grad, free_grad)
         if slope == 0:
             return                      # at a stationary point; nothing to do
         if self._s:
@@ -83,7 +110,8 @@ class LBFGS(_Tracker):
             self._s, self._y, self._rho = [], [], []
             self._restart_scale *= 0.1
             return
-        s = (t * direction).astype(np.float32)
+        x, _ = self._point(t, direction)
+        s = x - self.x
         y = grad - self.grad
         sy = _dot(s, y)
         if sy > 1e-10 * _dot(y, y):
@@ -92,17 +120,23 @@ class LBFGS(_Tracker):
             self._rho.append(1.0 / sy)
             if len(self._s) > self.history:
                 del self._s[0], self._y[0], self._rho[0]
-        self.x = self.x + s
+        self.x = x
         self.value, self.grad, self.extras = value, grad, extras
 
+    def _trial(self, t, direction):
+        """f, gradient, extras and the slope of the (projected) search path at step t."""
+        x, inside = self._point(t, direction)
+        value, grad, extras = self.evaluate(x)
+        slope = _dot(grad, direction if inside is None else np.where(inside, direction, np.float32(0)))
+        return value, grad, extras, slope
+
     def _line_search(self, direction, slope0, t):
-        f0, x0 = self.value, self.x
+        f0 = self.value
         previous = (0.0, f0, slope0, None, None)
         evaluations = 0
         while evaluations < self.max_evaluations:
-            value, grad, extras = self.evaluate((x0 + t * direction).astype(np.float32))
+            value, grad, extras, slope = self._trial(t, direction)
             evaluations += 1
-            slope = _dot(grad, direction)
             current = (t, value, slope, grad, extras)
             if not np.isfinite(value) or value > f0 + self.c1 * t * slope0 or (
                     evaluations > 1 and value >= previous[1]):
@@ -119,7 +153,6 @@ class LBFGS(_Tracker):
 
     def _zoom(self, low, high, direction, f0, slope0, evaluations):
         """Shrink [low, high] (low: the lower value) until the strong Wolfe conditions hold."""
-        x0 = self.x
         while evaluations < self.max_evaluations:
             a, b = sorted((low[0], high[0]))
             width = b - a
@@ -128,9 +161,8 @@ class LBFGS(_Tracker):
                                    a + 0.1 * width, b - 0.1 * width)
             else:
                 t = (a + b) / 2.0
-            value, grad, extras = self.evaluate((x0 + t * direction).astype(np.float32))
+            value, grad, extras, slope = self._trial(t, direction)
             evaluations += 1
-            slope = _dot(grad, direction)
             current = (t, value, slope, grad, extras)
             if not np.isfinite(value) or value > f0 + self.c1 * t * slope0 or value >= low[1]:
                 high = current

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 COARSEST_SIDE = 128        # automatic scales: the first one has a longest side of at least this
 MAX_AUTO_SCALES = 4
 MAX_STYLE_SIDE = 4096      # style images are never worked on larger than this (memory)
+PIXEL_BOUNDS = (0.0, 255.0)   # the optimizers keep pixels valid, so the reported loss is the saved image's
 
 
 @dataclass
@@ -209,7 +210,7 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
         if options["optimizer"] == "adam":
             optimizer = Adam(fun, x, learning_rate=float(options["learning_rate"]))
         else:
-            optimizer = LBFGS(fun, x)
+            optimizer = LBFGS(fun, x, bounds=PIXEL_BOUNDS)
         log.info("scale %d/%d: %dx%d, %d iterations", scale + 1, len(sizes), size[1], size[0], count)
         for _ in range(count):
             if should_cancel is not None and should_cancel():
