@@ -88,7 +88,7 @@ class EngineServer:
         self.context = context or zmq.Context()
         self.router = self.context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
-        self.router.setsockopt(zmq.MAXMSGSIZE, p.max_frame_bytes(self.limits) + 1024)
+        self.router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes())
         self.router.setsockopt(zmq.SNDHWM, 10000)
         self.router.setsockopt(zmq.RCVHWM, 1000)
         self._authenticator = None
@@ -106,6 +106,10 @@ class EngineServer:
         self.handled = 0
 
     # ------------------------------------------------------------------------------ set-up
+
+    def max_message_bytes(self) -> int:
+        """libzmq's MAXMSGSIZE (per frame): a peer sending a larger frame is disconnected unread."""
+        return max(p.max_frame_bytes(self.limits), int(self.limits["max_header_bytes"])) + 1024
 
     def _setup_curve(self, curve: Dict[str, Any]) -> None:
         from zmq.auth.thread import ThreadAuthenticator
@@ -292,10 +296,7 @@ class EngineServer:
 
     def _on_submit(self, identity, header, frames, req) -> None:
         request = p.validate_submit(header, frames, self.limits)
-        for index, style in enumerate(request.styles):
-            if style.kind == "library" and self.library is None:
-                raise p.ProtocolError(p.E_UNSUPPORTED, "this engine has no style library, so styles[%d] cannot "
-                                      "name a library style" % index, "styles[%d]" % index)
+        self._check_style_sources(request.styles)
         job = Job(next(self._job_ids), identity, request)
         try:
             ahead = self.queue.put(job)
@@ -308,6 +309,29 @@ class EngineServer:
         # Sent now, from this thread: the worker's messages for the job are forwarded by this thread
         # later, so "accepted" always comes first.
         self._send(identity, p.message(p.ACCEPTED, req=req, job=job.id, queue_position=ahead))
+
+    def _check_style_sources(self, styles: List[p.StyleRef]) -> None:
+        """Refuse a missing style file or library id at once (a stat, no reading), not after queueing."""
+        for index, style in enumerate(styles):
+            field = "styles[%d]" % index
+            if style.kind == "file":
+                if not os.path.isabs(style.path):
+                    raise p.ProtocolError(p.E_INVALID, "%s.path must be an absolute path on the engine's machine, "
+                                          "got %r" % (field, style.path[:200]), field + ".path")
+                if not os.path.isfile(style.path):
+                    raise p.ProtocolError(p.E_NOT_FOUND, "%s.path: the style file %s does not exist on the "
+                                          "engine's machine" % (field, style.path[:500]), field + ".path")
+            elif style.kind == "library":
+                if self.library is None:
+                    raise p.ProtocolError(p.E_UNSUPPORTED, "this engine has no style library, so %s cannot name "
+                                          "a library style" % field, field)
+                try:
+                    path = self.library.path_of(style.style_id)
+                except EngineError as error:
+                    raise p.ProtocolError(error.code, error.message, field + ".id")
+                if not os.path.isfile(path):
+                    raise p.ProtocolError("style_not_found", "%s.id: the style library has no style %r"
+                                          % (field, style.style_id[:40]), field + ".id")
 
     def _on_cancel(self, identity, header, frames, req) -> None:
         job_id = p.require(header, "job", int)

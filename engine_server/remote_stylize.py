@@ -1,0 +1,102 @@
+"""`python -m engine_server stylize ... --engine [ENDPOINT]`: the same job, run by the background engine.
+
+It gives the same image as the in-process path: the images are loaded and sized exactly as
+cli_stylize does, then sent as float32 frames, which the engine reads back exactly (it divides
+and multiplies by 255 in float64), and the content is sent at the working size, so the engine's
+"result at the sent size" is the working size too.
+"""
+
+import logging
+import sys
+import time
+import types
+
+import numpy as np
+
+from shared import protocol as p
+from shared.client import Client, ClientError, JobFailed
+
+from .errors import EngineError, InputError
+
+log = logging.getLogger(__name__)
+
+
+def _pixels(rgb, alpha=None):
+    """float32 0..255 RGB (+ alpha 0..255) -> f32 Pixels 0..1 (computed in float64: exact on return)."""
+    planes = [np.asarray(rgb, np.float64)]
+    if alpha is not None:
+        planes.append(np.asarray(alpha, np.float64)[..., None])
+    values = np.concatenate(planes, axis=2) / 255.0
+    height, width, channels = values.shape
+    return p.Pixels(width, height, channels, "f32", np.ascontiguousarray(values, dtype="<f4").tobytes())
+
+
+def _unpack(pixels):
+    values = np.frombuffer(pixels.data, dtype="<f4").reshape(pixels.height, pixels.width, pixels.channels)
+    values = (values.astype(np.float64) * 255.0).astype(np.float32)
+    return values[..., :3], (values[..., 3] if pixels.channels == 4 else None)
+
+
+def _progress(header):
+    """A progress header -> the attributes cli_stylize's progress printers read."""
+    return types.SimpleNamespace(**{key: header.get(key, 0) for key in (
+        "stage", "scale", "scales", "iteration", "iterations", "content_loss", "style_loss", "tv_loss",
+        "total_loss", "elapsed_s")})
+
+
+def run(args):
+    from . import cli_stylize
+    from .images import fit_size, load_image, load_rgb, resize, save_image, save_png
+
+    if args.init_path is not None:
+        raise InputError("--init with an image file is not supported with --engine; run without --engine")
+    options = dict(args.options)
+    content, alpha = load_image(args.content, "content image")
+    styles = [load_rgb(path, "style image") for path in args.styles]
+    if args.max_size is not None:       # as cli_stylize: --size is the output's longest side, upscaling if needed
+        content = resize(content, fit_size(content.shape[:2], options["max_size"])).clip(0, 255)
+    work_size = tuple(content.shape[:2])
+    if max(work_size) > options["max_size"]:
+        work_size = fit_size(work_size, options["max_size"])
+    content = resize(content, work_size)          # what stylize() would do first
+    if alpha is not None:
+        alpha = resize(alpha, work_size)
+    sent_options = {key: list(value) if isinstance(value, tuple) else value for key, value in options.items()}
+    sent_options["preview_interval_s"] = 0.0
+    sent_options["feather"] = 0
+    bar = cli_stylize._ProgressBar(sys.stderr) if not args.json and sys.stderr.isatty() else None
+    started = time.monotonic()
+    client = Client(args.engine or None, weights=getattr(args, "weights", None))
+    try:
+        job = client.submit(_pixels(content, alpha), [p.StyleRef.pixels(_pixels(style)) for style in styles],
+                            sent_options)
+        final = None
+        for event in job.events():
+            if event.type == p.PROGRESS:
+                if args.json:
+                    cli_stylize._json_event(_progress(event.header))
+                elif bar is not None:
+                    bar(_progress(event.header))
+            else:
+                final = event
+    except JobFailed as error:
+        raise EngineError(error.code, "the engine refused the job: %s" % error.message, error.field)
+    except ClientError as error:
+        raise EngineError("engine_unavailable", str(error))
+    finally:
+        if bar is not None:
+            bar.close()
+        client.close()
+    if final is None or final.type != p.RESULT:
+        header = final.header if final is not None else {}
+        raise EngineError(header.get("code", "cancelled"), header.get("message", "the job was cancelled"))
+    result, result_alpha = _unpack(final.pixels)
+    if args.bits16:
+        save_png(args.output, result, result_alpha, bits=16)
+    else:
+        save_image(args.output, result, result_alpha)
+    log.info("wrote %s (%dx%d) through the engine in %.1fs", args.output, result.shape[1], result.shape[0],
+             time.monotonic() - started)
+    if not args.json:
+        print(args.output)
+    return 0
