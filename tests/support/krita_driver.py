@@ -233,7 +233,7 @@ def case_depth(case, ctl):
 
 def case_cancel(case, ctl, close_document=False):
     from neural_style.controller import StyleChoice
-    doc, (background, layer) = make_document("ns_cancel", "U8", 64, 64, ["Paint"])
+    doc, (background, layer) = make_document("ns_" + case["name"], "U8", 64, 64, ["Paint"])
     before = describe(doc)
     watcher = JobWatcher(ctl, doc)
     ok = ctl.apply(doc, [layer], StyleChoice.file(SCENARIO["style_image"], name="Starry"), settings_for(case))
@@ -252,7 +252,7 @@ def case_cancel(case, ctl, close_document=False):
         out["after"] = describe(doc)
         doc.setModified(False)
     else:
-        out["document_open"] = any(d.name() == "ns_cancel" for d in Krita.instance().documents())
+        out["document_open"] = any(d.name() == "ns_" + case["name"] for d in Krita.instance().documents())
     out.update(watcher.close())
     wait_for(lambda: False, 0.5)   # let the engine settle before asking it
     out["engine_status"] = engine_status()

@@ -1,0 +1,230 @@
+"""The real Krita (Xvfb, throwaway profile, started once for all cases) with the real plugin,
+driven by a harness Extension (tests/support/krita_driver.py), against a real engine subprocess
+with the fake VGG-19 weights on a private ipc endpoint.
+
+With CI=true a missing Krita fails these tests; elsewhere they skip with the reason.
+"""
+
+import base64
+import os
+import shutil
+import socket
+import tempfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.support import krita_session
+from tests.support.style_images import style_pixels
+
+pytestmark = pytest.mark.editor
+
+KRITA_TIMEOUT_S = 420            # the whole Krita session: start, every case, quit
+SELECTION = (16, 12, 48, 36)     # x, y, w, h in the 96x64 "ns_rgba" document
+FEATHER = 2
+FAST = {"iterations": 24, "max_size": 64, "preview_interval_s": 0.2}
+LONG = {"iterations": 3000, "max_size": 64, "preview_interval_s": 0.2}   # only ever cancelled
+DTYPES = {"U8": np.uint8, "U16": "<u2", "F16": "<f2", "F32": "<f4"}
+FULL_SCALE = {"U8": 255.0, "U16": 65535.0, "F16": 1.0, "F32": 1.0}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def krita_or_skip():
+    if krita_session.krita_tools() is None:
+        reason = "Krita, xvfb-run or timeout is not installed (run .ci/install_krita.sh)"
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and the Krita editor tests cannot run: " + reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def krita(fake_weights):
+    """Run every case in one Krita session; yields (results by case name, session details)."""
+    krita_or_skip()
+    from tests.support.engine_fixture import running_engine
+    root = tempfile.mkdtemp(prefix="ns-krita-")   # short: ipc socket paths are limited to ~100 bytes
+    try:
+        style = os.path.join(root, "style.png")
+        Image.fromarray(style_pixels(7)).save(style)
+        endpoint = "ipc://" + os.path.join(root, "engine.sock")
+        dead_endpoint = "tcp://127.0.0.1:%d" % free_port()
+        cases = [
+            {"name": "plugin_loaded", "kind": "plugin_loaded"},
+            dict(FAST, name="selection", kind="selection_rgba", selection=list(SELECTION), feather=FEATHER),
+            dict(FAST, name="u16", kind="depth", depth="U16", style_from_layer=True),
+            dict(FAST, name="f16", kind="depth", depth="F16"),
+            dict(FAST, name="f32", kind="depth", depth="F32"),
+            dict(LONG, name="cancel", kind="cancel"),
+            dict(LONG, name="close_document", kind="close_document"),
+            {"name": "no_engine", "kind": "no_engine", "endpoint": dead_endpoint},
+        ]
+        with running_engine(weights=fake_weights, endpoint=endpoint):
+            results, details = krita_session.run_krita(
+                os.path.join(root, "profile"), {"endpoint": endpoint, "style_image": style, "cases": cases},
+                timeout_s=KRITA_TIMEOUT_S)
+        details.update(dead_endpoint=dead_endpoint, results=results)
+        yield (results or {}).get("cases", {}), details
+    finally:
+        if not os.environ.get("NS_KEEP_KRITA_WORKSPACE"):   # set it to look at krita.log and results.json
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def case(krita, name):
+    cases, details = krita
+    assert details["results"] is not None, "Krita wrote no result file (exit %s after %.0f s):\n%s" % (
+        details["exit_code"], details["seconds"], krita_session.log_tail(details))
+    assert name in cases, "Krita did not run case %r (exit %s):\n%s" % (
+        name, details["exit_code"], krita_session.log_tail(details))
+    record = cases[name]
+    assert "exception" not in record, record["exception"]
+    return record
+
+
+def layers(snapshot, kind="paintlayer"):
+    return [layer for layer in snapshot["layers"] if layer["type"] == kind]
+
+
+def layer(snapshot, name):
+    found = [item for item in snapshot["layers"] if item["name"] == name]
+    assert len(found) == 1, "expected one layer %r in %s" % (name, [item["name"] for item in snapshot["layers"]])
+    return found[0]
+
+
+def pixels(snapshot, item):
+    """(H, W, 4) float array of a layer in R, G, B, A order, 0..1."""
+    depth = item["depth"]
+    data = np.frombuffer(base64.b64decode(item["pixels"]), dtype=DTYPES[depth])
+    image = data.reshape(snapshot["height"], snapshot["width"], 4).astype(np.float64) / FULL_SCALE[depth]
+    if depth in ("U8", "U16"):
+        image = image[..., [2, 1, 0, 3]]
+    return image
+
+
+def test_krita_session_ran_every_case_and_quit_cleanly(krita):
+    cases, details = krita
+    assert details["results"] is not None, krita_session.log_tail(details)
+    assert details["results"]["errors"] == [], "\n".join(details["results"]["errors"])
+    assert details["results"].get("finished"), krita_session.log_tail(details)
+    assert details["exit_code"] == 0, krita_session.log_tail(details)
+    print("Krita session: %.1f s (profile %s); cases: %s" % (
+        details["seconds"], "reused" if details["profile_cached"] else "new",
+        {name: round(record.get("duration_s", -1), 2) for name, record in cases.items()}))
+
+
+def test_plugin_adds_the_action_to_the_filter_menu_and_the_docker(krita):
+    record = case(krita, "plugin_loaded")
+    assert record["action"] and record["action_text"] == "Neural Style…"
+    assert "Filter" in record["menus"], record["menus"]
+    assert record["apply_action"]
+    assert record["docker"] == "NeuralStyleDocker" and record["docker_visible"]
+    assert record["docker_title"] == "Neural Style"
+
+
+def test_apply_with_selection_makes_a_new_layer_above_the_source(krita):
+    record = case(krita, "selection")
+    assert record["ok"] and record["finished_in_time"], record
+    assert record["finished"]["outcome"] == "done", record["finished"]
+    names = [item["name"] for item in record["after"]["layers"]]
+    assert names.index("Layer 2 – Starry") == names.index("Layer 2") + 1, names
+    assert [item["name"] for item in layers(record["after"])] == ["Background", "Layer 2", "Layer 2 – Starry"]
+    result = layer(record["after"], "Layer 2 – Starry")
+    assert (result["depth"], result["model"]) == ("U8", "RGBA")
+    x, y, w, h = SELECTION
+    bx, by, bw, bh = result["bounds"]   # the painted extent: the selection, less at most the soft edge
+    assert x <= bx <= x + FEATHER and y <= by <= y + FEATHER, result["bounds"]
+    assert w - 2 * FEATHER <= bw <= w and h - 2 * FEATHER <= bh <= h, result["bounds"]
+
+
+def test_result_differs_inside_the_selection_and_is_transparent_outside(krita):
+    record = case(krita, "selection")
+    after = record["after"]
+    result = pixels(after, layer(after, "Layer 2 – Starry"))
+    source = pixels(after, layer(after, "Layer 2"))
+    x, y, w, h = SELECTION
+    inside = np.zeros(result.shape[:2], bool)
+    inside[y:y + h, x:x + w] = True
+    assert (result[~inside][:, 3] == 0).all(), "pixels outside the selection are not transparent"
+    core = (slice(y + FEATHER + 1, y + h - FEATHER - 1), slice(x + FEATHER + 1, x + w - FEATHER - 1))
+    assert np.abs(result[core][..., 3] - source[core][..., 3]).max() <= 2 / 255, "alpha was not kept"
+    change = np.abs(result[core][..., :3] - source[core][..., :3]).mean() * 255
+    assert change > 1.0, "pixels inside the selection did not change (mean |diff| %.3f of 255)" % change
+
+
+def test_source_and_other_layers_are_byte_identical(krita):
+    record = case(krita, "selection")
+    for name in ("Layer 2", "Background"):
+        assert layer(record["before"], name)["pixels"] == layer(record["after"], name)["pixels"], name
+
+
+def test_result_layer_refines_progressively_without_blocking_krita(krita):
+    record = case(krita, "selection")
+    previews = [paint["sha"] for paint in record["paints"] if not paint["final"]]
+    assert len(set(previews)) >= 2, "the result layer changed %d time(s) before the end" % len(set(previews))
+    assert record["paints"][-1]["final"] and [p["final"] for p in record["paints"]].count(True) == 1
+    assert any("iteration" in text for _, text in record["progress"]), record["progress"]
+    assert record["apply_call_s"] < 1.0, "apply() blocked the UI for %.2f s" % record["apply_call_s"]
+    assert record["max_ui_gap_s"] < 1.5, "Qt's event loop stalled for %.2f s" % record["max_ui_gap_s"]
+
+
+@pytest.mark.parametrize("name, depth, min_change", [("u16", "U16", 1.0), ("f16", "F16", 1.0), ("f32", "F32", 1.0)])
+def test_16_bit_and_float_documents(krita, name, depth, min_change):
+    record = case(krita, name)
+    assert record["ok"] and record["finished"]["outcome"] == "done", record["finished"]
+    after = record["after"]
+    assert [item["name"] for item in layers(after)] == ["Background", "Paint", "Paint – " + (
+        "Background" if name == "u16" else "Starry")]
+    result_item = layers(after)[-1]
+    assert (result_item["depth"], result_item["model"]) == (depth, "RGBA")
+    assert layer(record["before"], "Paint")["pixels"] == layer(after, "Paint")["pixels"]
+    source, result = pixels(after, layer(after, "Paint")), pixels(after, result_item)
+    assert np.isfinite(result).all()
+    assert np.abs(result[..., 3] - source[..., 3]).max() < 2e-3, "alpha was not kept"
+    change = np.abs(result[..., :3] - source[..., :3]).mean() * 255
+    assert change > min_change, "the %s result did not change (mean |diff| %.3f of 255)" % (depth, change)
+    if depth == "U16":
+        levels = np.unique(np.round(result[..., :3] * 65535))
+        assert len(levels) > 256, "the 16-bit result has only %d levels" % len(levels)
+
+
+def test_cancel_mid_job_leaves_a_consistent_document_and_an_idle_engine(krita):
+    record = case(krita, "cancel")
+    assert record["ok"] and record["got_preview"]
+    assert record["finished"]["outcome"] == "cancelled", record["finished"]
+    assert record["stop_to_finished_s"] < 5.0, record["stop_to_finished_s"]
+    assert not record["busy_after"]
+    names = [item["name"] for item in layers(record["after"])]
+    assert names == ["Background", "Paint", "Paint – Starry"], names   # keeps the last preview
+    for name in ("Paint", "Background"):
+        assert layer(record["before"], name)["pixels"] == layer(record["after"], name)["pixels"]
+    status = record["engine_status"]
+    assert status.get("running") is None and status["queued"] == 0, status
+
+
+def test_closing_the_document_mid_job_cancels_it(krita):
+    record = case(krita, "close_document")
+    assert record["ok"] and record["got_preview"]
+    assert not record["document_open"]
+    assert record["finished"]["outcome"] == "cancelled", record["finished"]
+    assert record["stop_to_finished_s"] < 5.0, record["stop_to_finished_s"]
+    status = record["engine_status"]
+    assert status.get("running") is None and status["queued"] == 0, status
+
+
+def test_no_engine_and_no_way_to_start_it_fails_fast_and_clearly(krita):
+    record = case(krita, "no_engine")
+    _, details = krita
+    assert record["finished_in_time"] and record["finished"]["outcome"] == "error"
+    assert record["finished"]["t"] < 5.0, "took %.1f s" % record["finished"]["t"]
+    message = record["finished"]["message"]
+    assert details["dead_endpoint"] in message and "installer" in message, message
+    assert "\n" not in message.strip() and "Traceback" not in message
+    assert record["state"][0] == "not running"
+    assert [item["name"] for item in record["after"]["layers"]] == [
+        item["name"] for item in record["before"]["layers"]], "a result layer was left behind"
+    assert record["max_ui_gap_s"] < 1.5
