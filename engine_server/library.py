@@ -7,14 +7,17 @@ read-modify-writes hold a folder lock, so concurrent writers (threads, processes
 A damaged file is skipped with a warning naming it; the other styles still load.
 """
 
+import atexit
 import hashlib
 import io
 import logging
 import os
 import secrets
 import time
+import threading
 import unicodedata
 import warnings
+import weakref
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -407,15 +410,24 @@ def read_pack(pack_path: str) -> List[StyleRecord]:
 class GramCache:
     """Gram matrices of library styles, persisted in each style's record (see architecture.md).
 
-    `key` is the library id. Failures to save are logged, never raised: the cache only saves time.
+    `key` is the library id. put() keeps the Gram in memory at once and writes it to the record
+    shortly after, on a background thread (stylize puts one Gram per layer in a burst: one file
+    rewrite instead of five, and none on the path to the first iteration). flush() writes now;
+    the daemon calls it after a job and at shutdown, and it also runs at interpreter exit.
+    Failures to save are logged, never raised: the cache only saves time.
     """
 
     MEMORY_STYLES = 4      # decoded Grams kept in memory for the most recently used styles
+    FLUSH_DELAY_S = 0.5
 
     def __init__(self, library: StyleLibrary, model_tag: str = ""):
         self.library = library
         self.model_tag = model_tag
         self._memory: Dict[str, Tuple[tuple, Dict]] = {}
+        self._pending: Dict[str, Dict] = {}
+        self._guard = threading.Lock()          # _memory, _pending, _timer
+        self._timer: Optional[threading.Timer] = None
+        _LIVE_CACHES.add(self)
 
     def _key(self, size, layer, pooling) -> records.GramKey:
         height, width = (int(n) for n in size)
@@ -428,7 +440,8 @@ class GramCache:
         except (LibraryError, OSError):
             return None
         signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        cached = self._memory.get(style_id)
+        with self._guard:
+            cached = self._memory.get(style_id)
         if cached and cached[0] == signature:
             return cached[1]
         try:
@@ -440,33 +453,54 @@ class GramCache:
         return grams
 
     def _remember(self, style_id: str, signature: tuple, grams: Dict) -> None:
-        self._memory.pop(style_id, None)
-        self._memory[style_id] = (signature, grams)
-        while len(self._memory) > self.MEMORY_STYLES:
-            self._memory.pop(next(iter(self._memory)))
+        with self._guard:
+            self._memory.pop(style_id, None)
+            self._memory[style_id] = (signature, grams)
+            while len(self._memory) > self.MEMORY_STYLES:
+                self._memory.pop(next(iter(self._memory)))
 
     def get(self, key, size, layer, pooling):
         if not key:
             return None
+        gram_key = self._key(size, layer, pooling)
+        with self._guard:
+            pending = self._pending.get(key, {}).get(gram_key)
+        if pending is not None:
+            return pending
         grams = self._grams_of(key)
-        return None if grams is None else grams.get(self._key(size, layer, pooling))
+        return None if grams is None else grams.get(gram_key)
 
     def put(self, key, size, layer, pooling, gram) -> None:
         if not key:
             return
         gram = np.array(gram.numpy() if hasattr(gram, "numpy") else gram, dtype=np.float32)
-        gram_key = self._key(size, layer, pooling)
-        try:
-            with self.library._lock():
-                record = self.library._read(key)
-                record.grams.pop(gram_key, None)
-                record.grams[gram_key] = gram
-                self._trim(record.grams)
-                self.library._write(record)
-                stat = os.stat(self.library.path_of(key))
-                self._remember(key, (stat.st_mtime_ns, stat.st_size, stat.st_ino), record.grams)
-        except (LibraryError, OSError) as error:
-            log.warning("Gram of style %s for %s not cached: %s", key, gram_key, getattr(error, "message", error))
+        with self._guard:
+            self._pending.setdefault(key, {})[self._key(size, layer, pooling)] = gram
+            if self._timer is None:
+                self._timer = threading.Timer(self.FLUSH_DELAY_S, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        """Write every pending Gram into its style's record (one rewrite per style)."""
+        with self._guard:
+            pending, self._pending = self._pending, {}
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        for style_id, grams in pending.items():
+            try:
+                with self.library._lock():
+                    record = self.library._read(style_id)
+                    for gram_key, gram in grams.items():
+                        record.grams.pop(gram_key, None)
+                        record.grams[gram_key] = gram
+                    self._trim(record.grams)
+                    self.library._write(record)
+                    stat = os.stat(self.library.path_of(style_id))
+                self._remember(style_id, (stat.st_mtime_ns, stat.st_size, stat.st_ino), record.grams)
+            except (LibraryError, OSError) as error:
+                log.warning("Grams of style %s not cached: %s", style_id, getattr(error, "message", error))
 
     def _trim(self, grams: Dict) -> None:
         """Drop the oldest cached Grams beyond the per-style budget (the newest one always stays)."""
@@ -475,4 +509,15 @@ class GramCache:
             total -= grams.pop(next(iter(grams))).nbytes
 
     def forget(self, style_id: str) -> None:
-        self._memory.pop(style_id, None)
+        with self._guard:
+            self._memory.pop(style_id, None)
+            self._pending.pop(style_id, None)
+
+
+_LIVE_CACHES: "weakref.WeakSet[GramCache]" = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for cache in list(_LIVE_CACHES):
+        cache.flush()

@@ -52,11 +52,13 @@ def test_threads_changing_one_style_lose_no_update(tmp_path):
     style = library.add_image(style_pixels(1), "shared")
 
     def change(index):
+        client = StyleLibrary(library.folder)          # each thread its own library object
         if index == 0:
-            library.rename(style.id, "renamed while caching")
+            client.rename(style.id, "renamed while caching")
         else:
-            library.gram_cache.put(style.id, (8 * index, 8 * index), "block1_conv1", "max",
-                                   np.full((4, 4), index, np.float32))
+            client.gram_cache.put(style.id, (8 * index, 8 * index), "block1_conv1", "max",
+                                  np.full((4, 4), index, np.float32))
+            client.gram_cache.flush()
     run_threads(6, change)
     record = records.read_one(library.path_of(style.id))
     assert record.name == "renamed while caching"
@@ -80,6 +82,9 @@ WRITER = textwrap.dedent("""
     for n in range(4):
         library.add_image(style_pixels(100 * who + n), "process %d style %d" % (who, n))
         library.gram_cache.put(shared_id, (who, n + 1), "block1_conv1", "max", np.full((4, 4), who, np.float32))
+        library.gram_cache.flush()
+    # left for the write-behind: must still reach the record when the process exits
+    library.gram_cache.put(shared_id, (who, 99), "block1_conv1", "max", np.full((4, 4), who, np.float32))
     print("done")
 """)
 
@@ -109,4 +114,4 @@ def test_two_processes_adding_and_caching_at_once_all_land(tmp_path):
     names = sorted(info.name for info in StyleLibrary(library.folder).list())
     assert names == sorted(["shared"] + ["process %d style %d" % (who, n) for who in (1, 2) for n in range(4)])
     grams = records.read_one(library.path_of(shared.id)).grams
-    assert sorted((key[1], key[2]) for key in grams) == [(who, n) for who in (1, 2) for n in range(1, 5)]
+    assert sorted((key[1], key[2]) for key in grams) == [(who, n) for who in (1, 2) for n in (1, 2, 3, 4, 99)]

@@ -16,6 +16,8 @@ def test_export_then_import_into_another_library(tmp_path):
     second = source.add_image(style_pixels(2, 64, 40), "two/slashes")
     source.add_image(style_pixels(3), "not exported")
     source.gram_cache.put(first.id, (32, 48), "block1_conv1", "max", np.eye(64, dtype=np.float32))
+    source.gram_cache.flush()
+    assert len(records.read_one(source.path_of(first.id)).grams) == 1
     pack = str(tmp_path / "pack.tfrecord")
     assert source.export_pack(pack, [second.id, first.id, second.id]) == 2     # repeats written once
     assert [records.decode(r, with_grams=False).id for r in records.read_serialized(pack)] == [second.id, first.id]
