@@ -585,7 +585,7 @@ class Editor:
     def __init__(self, name, variant, folder, kritarc=None, python_version=None, python_probe=None,
                  python_note=None):
         self.name = name                      # "krita" or "gimp"
-        self.variant = variant                # "native", "flatpak", "snap", "appimage", "bundled", "--krita-dir" ...
+        self.variant = variant                # "native", "flatpak", "snap", "appimage", "bundled", "--krita-dir"
         self.folder = folder                  # pykrita folder or GIMP plug-ins folder
         self.kritarc = kritarc
         self.python_version = python_version  # "3.10": the editor's own Python, wheels are placed for it
@@ -619,6 +619,11 @@ def _appdata():
     return os.environ.get("APPDATA") or _home("AppData", "Roaming")
 
 
+def _program_folders():
+    """Where Windows programs get installed (per machine, and per user for GIMP's user installer)."""
+    return [os.environ[v] for v in ("ProgramFiles", "ProgramW6432", "LOCALAPPDATA") if os.environ.get(v)]
+
+
 def _bundled_python_version(patterns):
     """'3.10' from the first file matching one of the glob patterns (python3.10, python310.dll, ...)."""
     for pattern in patterns:
@@ -634,12 +639,11 @@ def find_kritas():
     found = []
     if system == "Windows":
         pykrita = os.path.join(_appdata(), "krita", "pykrita")
-        program_files = [os.environ.get(v) for v in ("ProgramFiles", "ProgramW6432", "LOCALAPPDATA") if os.environ.get(v)]
-        installs = [p for base in program_files for p in glob.glob(os.path.join(base, "Krita*"))]
+        installs = [p for base in _program_folders() for p in glob.glob(os.path.join(base, "Krita*"))]
         if installs or os.path.isdir(os.path.dirname(pykrita)):
             version = _bundled_python_version([os.path.join(i, "bin", "python3*.dll") for i in installs])
-            found.append(Editor("krita", "bundled", pykrita,
-                                kritarc=os.path.join(os.environ.get("LOCALAPPDATA") or _home("AppData", "Local"), "kritarc"),
+            local = os.environ.get("LOCALAPPDATA") or _home("AppData", "Local")
+            found.append(Editor("krita", "bundled", pykrita, kritarc=os.path.join(local, "kritarc"),
                                 python_version=version, python_note="Krita bundles its own Python"))
     elif system == "Darwin":
         pykrita = _home("Library", "Application Support", "krita", "pykrita")
@@ -678,8 +682,8 @@ def find_gimps():
     found = []
     if system == "Windows":
         config = os.path.join(_appdata(), "GIMP", "3.0")
-        installs = [p for v in ("ProgramFiles", "ProgramW6432", "LOCALAPPDATA") if os.environ.get(v)
-                    for p in glob.glob(os.path.join(os.environ[v], "GIMP 3*")) + glob.glob(os.path.join(os.environ[v], "Programs", "GIMP 3*"))]
+        installs = [p for base in _program_folders()
+                    for p in glob.glob(os.path.join(base, "GIMP 3*")) + glob.glob(os.path.join(base, "Programs", "GIMP 3*"))]
         if installs or os.path.isdir(config):
             version = _bundled_python_version([os.path.join(i, "bin", "python3*.dll") for i in installs] +
                                               [os.path.join(i, "lib", "python3*") for i in installs])
@@ -689,7 +693,8 @@ def find_gimps():
         config = _home("Library", "Application Support", "GIMP", "3.0")
         apps = glob.glob("/Applications/GIMP*.app") + glob.glob(_home("Applications", "GIMP*.app"))
         if os.path.isdir(config) or any("GIMP-2" not in a for a in apps):
-            version = _bundled_python_version([os.path.join(a, "Contents", "Resources", "lib", "python3*") for a in apps])
+            version = _bundled_python_version(
+                [os.path.join(a, "Contents", "Resources", "lib", "python3*") for a in apps])
             found.append(Editor("gimp", "bundled", os.path.join(config, "plug-ins"), python_version=version,
                                 python_note="GIMP bundles its own Python"))
     else:
@@ -1103,6 +1108,13 @@ def install_service(args, engine_python, weights, manifest):
 # ---------------------------------------------------------------------------------------------
 
 OK, WARN, FAIL = "ok", "WARN", "FAIL"
+DEVICE_PROBE = """
+import os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+gpus = tf.config.list_physical_devices("GPU")
+print("TF TensorFlow", tf.__version__ + ",", ", ".join(g.name for g in gpus) or "CPU only")
+"""
 
 
 def last_line(text):
@@ -1122,7 +1134,7 @@ def check(args):
     for plugin_dir, info in manifest.data.get("editors", {}).items():
         if plugin_dir not in editors:
             editors[plugin_dir] = Editor(info["name"], info["variant"], info["folder"], kritarc=info.get("kritarc"))
-    if not editors:
+    if not editors and not (args.no_plugins or (args.no_krita and args.no_gimp)):
         row("editors", FAIL, "neither GIMP 3 nor Krita found", "install one, start it once, re-run the installer")
     for editor in editors.values():
         info_path = os.path.join(editor.plugin_dir, "install_info.json")
@@ -1186,12 +1198,8 @@ def check(args):
         else:
             row("engine Python", OK, "%s (engine in %s)" % (engine_python, text.strip().splitlines()[-1]))
     if engine_python:
-        code, text = quiet([engine_python, "-c", "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'\n"
-                                                  "import tensorflow as tf\n"
-                                                  "gpus = tf.config.list_physical_devices('GPU')\n"
-                                                  "print('TF TensorFlow', tf.__version__ + ',', ', '.join(g.name for g in gpus) or 'CPU only')"],
-                           timeout=180)
-        lines = [l for l in (text or "").splitlines() if l.startswith("TF ")]
+        code, text = quiet([engine_python, "-c", DEVICE_PROBE], timeout=180)
+        lines = [line for line in (text or "").splitlines() if line.startswith("TF ")]
         if code == 0 and lines:
             device = lines[-1][3:]
             driver = nvidia_driver() if platform.system() == "Linux" else None
@@ -1214,7 +1222,8 @@ def check(args):
         if actual == WEIGHTS_MD5:
             row("VGG-19 weights", OK, "%s, md5 verified" % weights)
         elif record.get("verified") is False and record.get("md5") == actual:
-            row("VGG-19 weights", WARN, "%s is an UNVERIFIED file installed with --no-verify (md5 %s)" % (weights, actual),
+            row("VGG-19 weights", WARN,
+                "%s is an UNVERIFIED file installed with --no-verify (md5 %s)" % (weights, actual),
                 "fine for tests; for real use run: python3 installer.py (downloads the Keras file)")
         else:
             row("VGG-19 weights", FAIL, "%s is damaged or not the Keras VGG-19 file (md5 %s)" % (weights, actual),
@@ -1242,7 +1251,8 @@ def check(args):
             row("engine reachable", FAIL, message or "does not answer",
                 "see %s; start it: %s -m engine_server start" % (paths.log_path(), engine_python))
         else:
-            row("engine reachable", WARN, "not running (%s); the plugins start it on demand" % (message or "no answer"),
+            row("engine reachable", WARN,
+                "not running (%s); the plugins start it on demand" % (message or "no answer"),
                 "to try now: %s -m engine_server start" % engine_python)
 
     widths = [max(len(r[i]) for r in rows) for i in range(2)]
@@ -1273,6 +1283,13 @@ def stop_service(item):
         quiet(["schtasks", "/Delete", "/F", "/TN", WINDOWS_TASK], timeout=30)
 
 
+def engine_may_be_running():
+    """A pidfile or a socket of the engine exists. Asked without running the engine's CLI, which would
+    write its log into the state folder (and so leave a file behind that the installer did not make)."""
+    return bool(glob.glob(os.path.join(paths.state_dir(), "engine-*.pid")) or
+                glob.glob(os.path.join(paths.runtime_dir(), "*")))
+
+
 def uninstall():
     manifest_path = os.path.join(paths.config_dir(), MANIFEST_NAME)
     if not os.path.exists(manifest_path):
@@ -1284,12 +1301,8 @@ def uninstall():
     if os.path.exists(engine):
         with open(engine, encoding="utf-8") as f:
             python = json.load(f).get("command", [None])[0]
-        if python and os.path.exists(python):
-            log = paths.log_path()
-            had_log = os.path.exists(log)
-            quiet([python, "-m", "engine_server", "stop"], timeout=30)
-            if not had_log and os.path.exists(log) and os.path.getsize(log) == 0:
-                os.remove(log)   # made by the `stop` call just now, not a log anyone wrote to
+        if python and os.path.exists(python) and engine_may_be_running():
+            quiet([python, "-m", "engine_server", "stop"], timeout=60)
     problems = 0
     for item in reversed(manifest.items):
         kind, path = item["kind"], item["path"]
@@ -1336,7 +1349,8 @@ def parse_args(argv):
         description="Install (or upgrade) the Neural Style engine, VGG-19 weights, GIMP 3 and Krita plugins, "
                     "and a background service. See docs/install.md.")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true", help="print a table of every part and exit 0 only when all is well")
+    mode.add_argument("--check", action="store_true",
+                      help="print a table of every part and exit 0 only when all is well")
     mode.add_argument("--uninstall", action="store_true", help="remove everything this installer installed")
     env = parser.add_argument_group("engine environment")
     env.add_argument("--prefix", help="the engine's virtual environment (default: DATA_DIR/venv)")
@@ -1363,16 +1377,19 @@ def parse_args(argv):
     plugins.add_argument("--kritarc", metavar="FILE", help="the kritarc to enable the plugin in")
     plugins.add_argument("--krita-python", metavar="X.Y", help="Krita's own Python version: place pyzmq/msgpack for it")
     plugins.add_argument("--gimp-python", metavar="X.Y", help="GIMP's own Python version: place pyzmq/msgpack for it")
-    plugins.add_argument("--no-editor-deps", action="store_true", help="do not check or place pyzmq/msgpack for the editors")
+    plugins.add_argument("--no-editor-deps", action="store_true",
+                         help="do not check or place pyzmq/msgpack for the editors")
     plugins.add_argument("--no-krita", action="store_true", help="skip Krita")
     plugins.add_argument("--no-gimp", action="store_true", help="skip GIMP")
     plugins.add_argument("--no-plugins", action="store_true", help="skip both plugins")
     service = parser.add_argument_group("service")
-    service.add_argument("--no-service", action="store_true", help="register no service (plugins start the engine on demand)")
+    service.add_argument("--no-service", action="store_true",
+                         help="register no service (the plugins start the engine on demand)")
     service.add_argument("--no-start", action="store_true", help="register the service but do not enable/start it")
     args = parser.parse_args(argv)
     if args.dev and args.reuse_env:
-        parser.error("--dev and --reuse-env exclude each other: --dev installs into this Python, --reuse-env installs nothing")
+        parser.error("--dev and --reuse-env exclude each other: --dev installs into this Python, "
+                     "--reuse-env installs nothing")
     if (args.dev or args.reuse_env) and (args.prefix or args.system_site_packages or args.python):
         parser.error("--prefix, --python and --system-site-packages are for the venv; --dev/--reuse-env use no venv")
     if args.no_verify and not args.weights:

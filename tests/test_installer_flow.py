@@ -86,6 +86,7 @@ def test_flatpak_and_snap_folders_are_found(user, fake_weights):
     assert "enable_neural_style=true" in read(os.path.join(flatpak_krita, "config", "kritarc"))
     for gimp in (flatpak_gimp, snap_gimp):
         assert os.access(os.path.join(gimp, "plug-ins", "neural_style", "neural_style.py"), os.X_OK)
+    assert not os.path.exists(user.unit)                      # --no-service
 
 
 def test_dir_overrides_replace_detection(user, fake_weights, tmp_path):
