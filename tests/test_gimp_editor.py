@@ -17,7 +17,7 @@ from tests.support.style_images import style_pixels
 
 pytestmark = pytest.mark.editor
 
-GIMP_TIMEOUT_S = 420           # the whole GIMP session: start, plug-in registration, every case
+GIMP_TIMEOUT_S = 300           # the whole GIMP session: start, plug-in registration, every case
 SELECTION = (16, 20, 24, 20)   # image coordinates (x, y, w, h), inside the 48x40 "Photo" at (8, 12)
 PHOTO_OFFSET = (8, 12)
 FAST = {"iterations": 4, "max-size": 64, "preview-interval-s": 0.5}
@@ -62,13 +62,18 @@ def gimp(fake_weights):
              "args": dict(FAST, **{"style-file": style, "engine-endpoint": dead_endpoint})},
             {"name": "u16", "kind": "plain", "precision": "u16", "args": dict(FAST, **{"style-file": style})},
             {"name": "float", "kind": "plain", "precision": "float", "args": dict(FAST, **{"style-file": style})},
+            # The dialog on a private X server, OK pressed by the plug-in's test hook after 2 s.
+            {"name": "interactive", "kind": "plain", "interactive": True, "args": dict(FAST, **{"style-file": style})},
         ]
         endpoint = "tcp://127.0.0.1:%d" % free_port()
-        with start_engine(endpoint, fake_weights):
-            results, info = workspace.run_driver(cases, {"NEURAL_STYLE_ENDPOINT": endpoint},
-                                                 timeout=GIMP_TIMEOUT_S)
+        with gimp_harness.xvfb() as display, start_engine(endpoint, fake_weights):
+            if display is None:
+                cases = [c for c in cases if not c.get("interactive")]
+            env = {"NEURAL_STYLE_ENDPOINT": endpoint, "NEURAL_STYLE_GIMP_TEST_AUTO_OK": "2"}
+            results, info = workspace.run_driver(cases, env, timeout=GIMP_TIMEOUT_S, display=display)
         by_name = {case["name"]: case for case in (results or {}).get("cases", [])}
-        info.update(missing=missing, dead_endpoint=dead_endpoint, complete=bool(results and results["complete"]))
+        info.update(missing=missing, dead_endpoint=dead_endpoint, complete=bool(results and results["complete"]),
+                    display=display)
         yield by_name, info, workspace
     finally:
         workspace.cleanup()
@@ -76,8 +81,8 @@ def gimp(fake_weights):
 
 def case(gimp, name):
     by_name, info, _ = gimp
-    assert info["complete"], "GIMP did not finish the batch (exit %s after %.0f s):\n%s" % (
-        info["exit_code"], info["seconds"], info["output"][-4000:])
+    assert name in by_name, "GIMP did not get to case %r (exit %s after %.0f s):\n%s" % (
+        name, info["exit_code"], info["seconds"], info["output"][-4000:])
     record = by_name[name]
     assert "driver_error" not in record, record["driver_error"]
     return record
@@ -91,7 +96,8 @@ def load(dump, dtype):
 def test_gimp_session_ran_every_case_and_exited_cleanly(gimp):
     by_name, info, _ = gimp
     assert info["exit_code"] == 0, info["output"][-4000:]
-    assert info["complete"] and set(by_name) == {"selection", "missing-style", "no-engine", "u16", "float"}
+    expected = {"selection", "missing-style", "no-engine", "u16", "float"} | ({"interactive"} if info["display"] else set())
+    assert info["complete"] and set(by_name) == expected
     print("GIMP session: %.1f s; cases: %s" % (info["seconds"], {
         name: record.get("seconds") for name, record in by_name.items()}))
 
@@ -171,3 +177,15 @@ def test_float_image_gets_a_float_result(gimp):
     assert np.isfinite(result).all()
     assert np.allclose(result[..., 3], 1.0, atol=1e-3)
     assert np.abs(result[..., :3] - source[..., :3]).mean() > 1e-3
+
+
+def test_interactive_dialog_builds_and_runs(gimp):
+    """The procedure dialog (all controls) and the progress window, on Xvfb; OK pressed by the test hook."""
+    _, info, _ = gimp
+    if info["display"] is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and Xvfb is missing: the interactive GIMP dialog cannot be tested")
+        pytest.skip("Xvfb is not installed: the interactive dialog is not tested")
+    record = case(gimp, "interactive")
+    assert record["status"] == "success", record["message"]
+    assert record["result"]["name"] == "Photo \u2013 style"

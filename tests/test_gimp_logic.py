@@ -47,6 +47,19 @@ def test_argument_names_are_unique_and_gimp_style():
     assert all(name == name.lower() and "_" not in name for name in names)
 
 
+def test_mnemonics_are_unique_and_avoid_the_dialog_buttons():
+    shown = [arg for arg in arguments.arguments() if arg.name not in ("style-file", "style-library-id")]
+    keys = []
+    for arg in shown:
+        assert arg.label.count("_") <= 1, arg.label
+        if not arg.advanced:   # the advanced ones get one while letters last
+            assert arg.label.count("_") == 1, arg.label
+        if "_" in arg.label:
+            keys.append(arg.label[arg.label.index("_") + 1].lower())
+    assert len(keys) == len(set(keys)), keys
+    assert not set(keys) & set("hrcols")
+
+
 def test_numeric_defaults_lie_in_their_ranges():
     for arg in arguments.arguments():
         if arg.kind in ("int", "double"):

@@ -22,9 +22,9 @@ STRENGTH_DECADE = 25.0           # every 25 points of strength multiply the styl
 # Controls the artist sees first (the Krita docker's): shown in this order, with friendlier labels.
 MAIN_LABELS = {
     "iterations": ("_Detail (iterations)", "more iterations: finer result, more time"),
-    "max_size": ("_Resolution cap (px)", "the engine works at most at this size, then scales to the layer"),
+    "max_size": ("Resolution cap (p_x)", "the engine works at most at this size, then scales to the layer"),
     "preserve_colors": ("_Preserve colors", "take only the brushwork, keep the layer's colors"),
-    "style_scale": ("Style _scale", "bigger or smaller brush strokes (style size relative to the output)"),
+    "style_scale": ("Style sc_ale", "bigger or smaller brush strokes (style size relative to the output)"),
 }
 NOT_ARGUMENTS = ("style_weight", "style_blend_weights")
 
@@ -68,10 +68,10 @@ def arguments() -> Tuple[Argument, ...]:
         Argument("style-file", "file", "Style _file", "the style image file (style-source 'file')"),
         Argument("style-library-id", "string", "Library style _id",
                  "id of a style in the style library (style-source 'library')", ""),
-        Argument("style-layer", "layer", "Style _layer",
+        Argument("style-layer", "layer", "Style la_yer",
                  "a layer of any open image to take the style from (style-source 'layer')"),
     )
-    strength = Argument("strength", "double", "_Strength",
+    strength = Argument("strength", "double", "S_trength",
                         "how much style versus content (50 = the engine's default balance)",
                         STRENGTH_DEFAULT, 0.0, 100.0)
     by_name = {option.name: option for option in OPTIONS}
@@ -84,7 +84,27 @@ def arguments() -> Tuple[Argument, ...]:
                  "ZeroMQ endpoint of the engine (empty: $NEURAL_STYLE_ENDPOINT, then the per-user default)",
                  "", advanced=True),
     )
-    return style + (strength,) + main + advanced + extra
+    return with_mnemonics(style + (strength,) + main + advanced + extra)
+
+
+# Mnemonics taken by GimpProcedureDialog's own buttons (Help, Reset, Cancel, OK, Load/Save settings).
+DIALOG_MNEMONICS = frozenset("hrcols")
+
+
+def with_mnemonics(args):
+    """Give each label without one a mnemonic (an underscore) that no other control or button uses."""
+    used = set(DIALOG_MNEMONICS)
+    used.update(a.label[a.label.index("_") + 1].lower() for a in args if "_" in a.label)
+    result = []
+    for arg in args:
+        if "_" not in arg.label:
+            for i, char in enumerate(arg.label):
+                if char.isalpha() and char.lower() not in used:
+                    used.add(char.lower())
+                    arg = Argument(**dict(arg.__dict__, label=arg.label[:i] + "_" + arg.label[i:]))
+                    break
+        result.append(arg)
+    return tuple(result)
 
 
 class SettingsError(ValueError):

@@ -4,10 +4,12 @@ Imported only in interactive runs (batch runs never load GTK). GIMP itself remem
 values of every argument between runs.
 """
 
+import os
+
 import gi
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
-from gi.repository import GimpUi, Gtk  # noqa: E402
+from gi.repository import GimpUi, GLib, Gtk  # noqa: E402
 
 import gimp_arguments as arguments  # noqa: E402
 
@@ -87,6 +89,9 @@ def run_dialog(procedure, config):
     dialog.get_label("advanced-label", "Advanced", False, False)
     dialog.fill_expander("advanced", "advanced-label", False, "advanced-box")
     dialog.fill(["style-box", "main-box", "advanced"])
+    auto_ok = os.environ.get("NEURAL_STYLE_GIMP_TEST_AUTO_OK")   # headless tests: press OK after N s
+    if auto_ok:
+        GLib.timeout_add(int(float(auto_ok) * 1000), lambda: dialog.response(Gtk.ResponseType.OK) and False)
     accepted = dialog.run()
     dialog.destroy()
     return accepted

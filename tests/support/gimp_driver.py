@@ -79,14 +79,14 @@ def describe(layer):
             "offsets": [x, y], "has_alpha": layer.has_alpha()}
 
 
-def call(image, drawables, args):
-    """Run the procedure non-interactively; (status name, error message or None, seconds)."""
+def call(image, drawables, args, run_mode=Gimp.RunMode.NONINTERACTIVE):
+    """Run the procedure; (status name, error message or None, seconds)."""
     pdb = Gimp.get_pdb()
     procedure = pdb.lookup_procedure(PROCEDURE)
     if procedure is None:
         raise RuntimeError("%s is not registered: the plug-in did not load" % PROCEDURE)
     config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("run-mode", run_mode)
     config.set_property("image", image)
     config.set_core_object_array("drawables", drawables)
     for name, value in args.items():
@@ -128,7 +128,8 @@ def run_case(case, out_dir):
     record["precision_before"] = image.get_precision().value_nick
     record["source_before"] = dump(source, babl, "%s/%s-source-before.raw" % (out_dir, name))
     count_before = len(image.get_layers())
-    status, message, elapsed = call(image, [source], args)
+    run_mode = Gimp.RunMode.INTERACTIVE if case.get("interactive") else Gimp.RunMode.NONINTERACTIVE
+    status, message, elapsed = call(image, [source], args, run_mode)
     record.update(status=status, message=message, seconds=round(elapsed, 2))
     layers = image.get_layers()
     record["layers"] = [describe(layer) for layer in layers]

@@ -6,6 +6,7 @@ into the root at the same path, so files the plug-in reads (style images) and th
 (style paths in jobs) are the same files on both sides.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -75,7 +76,7 @@ class GimpWorkspace:
         env.update(extra or {})
         return env
 
-    def run_driver(self, cases, env_extra=None, timeout=300.0):
+    def run_driver(self, cases, env_extra=None, timeout=300.0, display=None):
         """Start GIMP once, run every case through tests/support/gimp_driver.py; returns
         (results dict or None, completed process info)."""
         plan_path = os.path.join(self.path, "cases.json")
@@ -87,6 +88,8 @@ class GimpWorkspace:
         command = ["timeout", "-s", "TERM", "-k", "10", str(int(timeout)), "bash", RUN_SCRIPT]
         for name, value in self.environment(env_extra).items():
             command += ["--env", "%s=%s" % (name, value)]
+        if display:   # for interactive cases: plug-ins open their dialogs on this X server
+            command += ["--env", "DISPLAY=" + display, "--bind", "/tmp/.X11-unix:/tmp/.X11-unix"]
         command += ["--bind", "%s:%s" % (self.path, self.path), "--",
                     "gimp-console-3.0", "-i", "-n", "-c", "--batch-interpreter=python-fu-eval",
                     "-b", batch, "--quit"]
@@ -116,3 +119,36 @@ class GimpWorkspace:
         mount_point = os.path.join(gimp_root(), self.path.lstrip("/"))
         if os.path.isdir(mount_point) and not os.listdir(mount_point):
             os.rmdir(mount_point)
+
+
+@contextlib.contextmanager
+def xvfb(timeout=20.0):
+    """A private Xvfb (":N") for the plug-in's dialogs, or None when Xvfb is not installed."""
+    if not shutil.which("Xvfb"):
+        yield None
+        return
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24",
+                               "-nolisten", "tcp"], pass_fds=(write_end,), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    os.close(write_end)
+    try:
+        number = b""
+        deadline = time.monotonic() + timeout
+        while not number.endswith(b"\n") and time.monotonic() < deadline and server.poll() is None:
+            import select
+            ready, _, _ = select.select([read_end], [], [], 0.5)
+            if ready:
+                chunk = os.read(read_end, 16)
+                if not chunk:
+                    break
+                number += chunk
+        yield ":" + number.decode().strip() if number.strip() else None
+    finally:
+        os.close(read_end)
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
