@@ -46,7 +46,10 @@ def find_weights(explicit, scratch):
 
 
 def time_to_first_iteration(model, content, style, options, library=None, key=None):
-    """(seconds from the stylize() call to the first progress report, forward passes spent)."""
+    """(seconds from the start to the first progress report, forward passes spent).
+
+    `style` is the image, or a callable returning it (timed too: the library read is part of a job).
+    """
     first = []
 
     def on_progress(progress):
@@ -54,8 +57,9 @@ def time_to_first_iteration(model, content, style, options, library=None, key=No
             first.append(time.perf_counter())
     passes = model.passes
     started = time.perf_counter()
+    image = style() if callable(style) else style
     try:
-        stylize(model, content, [StyleInput(style, key=key)], options, on_progress=on_progress,
+        stylize(model, content, [StyleInput(image, key=key)], options, on_progress=on_progress,
                 should_cancel=lambda: bool(first), gram_cache=library.gram_cache if library else None)
     except Cancelled:
         pass
@@ -66,30 +70,31 @@ def median(samples):
     return statistics.median(samples)
 
 
-def bench_size(model, content, style_pixels, size, repeats, folder):
-    options = {**defaults(), "max_size": size, "iterations": 200}
+def bench_size(model, content, style_pixels, size, scales, repeats, folder):
+    """Rows of (case, [(seconds, passes)]); the cases take turns so load changes hit them alike."""
+    options = {**defaults(), "max_size": size, "iterations": 200, "scales": scales}
     time_to_first_iteration(model, content, style_pixels, options)            # warm-up: traces
-    rows = []
-    samples = [time_to_first_iteration(model, content, style_pixels, options) for _ in range(repeats)]
-    rows.append(("uncached (baseline)", samples))
+    library = StyleLibrary(os.path.join(folder, "size%d-%d" % (size, scales)))
+    warm_id = library.add_image(style_pixels, "warm").id
+    time_to_first_iteration(model, content, library.image(warm_id), options, library, warm_id)
+    library.gram_cache.flush()
+    cases = {"uncached (baseline)": [], "cold cache (compute, write behind)": [],
+             "warm cache, read from disk": [], "warm cache, in memory": []}
+    rows = list(cases.values())
 
-    library = StyleLibrary(os.path.join(folder, "size%d" % size))
-    cold = []
-    for _ in range(repeats):
-        style_id = library.add_image(style_pixels, "bench").id
-        cold.append(time_to_first_iteration(model, content, library.image(style_id), options, library, style_id))
-    rows.append(("cold cache (compute + write Grams)", cold))
+    def library_job(lib, style_id):
+        """As the daemon runs a job naming a library style: read its image, then stylize (both timed)."""
+        return time_to_first_iteration(model, content, lambda: lib.image(style_id), options, lib, style_id)
 
-    disk = []
     for _ in range(repeats):
-        fresh = StyleLibrary(library.folder)
-        disk.append(time_to_first_iteration(model, content, fresh.image(style_id), options, fresh, style_id))
-    rows.append(("warm cache, read from disk", disk))
-    image = library.image(style_id)
-    memory = [time_to_first_iteration(model, content, image, options, library, style_id) for _ in range(repeats)]
-    rows.append(("warm cache, in memory", memory))
-    record_bytes = os.path.getsize(library.path_of(style_id))
-    return rows, record_bytes
+        rows[0].append(time_to_first_iteration(model, content, style_pixels, options))
+        cold_id = library.add_image(style_pixels, "cold").id
+        rows[1].append(library_job(library, cold_id))
+        library.gram_cache.flush()            # the write-behind, outside the timing
+        rows[2].append(library_job(StyleLibrary(library.folder), warm_id))   # as after an engine restart
+        rows[3].append(library_job(library, warm_id))
+    record_bytes = os.path.getsize(library.path_of(warm_id))
+    return list(cases.items()), record_bytes
 
 
 def bench_operations(style_pixels, folder, repeats):
@@ -108,17 +113,19 @@ def bench_operations(style_pixels, folder, repeats):
         started = time.perf_counter()
         fresh.list()
         lists_warm.append(time.perf_counter() - started)
-    puts = []
     rng = np.random.default_rng(0)
-    for n, channels in enumerate((64, 128, 256, 512, 512)):     # one size's five style layers
-        gram = rng.random((channels, channels), dtype=np.float32)
-        started = time.perf_counter()
+    grams = [rng.random((channels, channels), dtype=np.float32) for channels in (64, 128, 256, 512, 512)]
+    started = time.perf_counter()
+    for n, gram in enumerate(grams):                            # one size's five style layers
         library.gram_cache.put(style_id, (256, 256), "layer%d" % n, "max", gram)
-        puts.append(time.perf_counter() - started)
+    put_seconds = time.perf_counter() - started
+    library.gram_cache.flush()
+    flush_seconds = time.perf_counter() - started - put_seconds
     return [("add a %dx%d image" % style_pixels.shape[1::-1], median(adds)),
             ("list 20 styles, fresh StyleLibrary", median(lists_cold)),
             ("list 20 styles, again (stat cache)", median(lists_warm)),
-            ("write one size's 5 Grams (5 puts, 2.4 MB)", sum(puts))]
+            ("5 puts of one size's Grams (2.4 MB; in memory)", put_seconds),
+            ("writing them into the record (flush: read, merge, write, fsync)", flush_seconds)]
 
 
 def main(argv=None):
@@ -127,6 +134,7 @@ def main(argv=None):
     parser.add_argument("--content", default=os.path.join(IMAGES, "content", "golden_gate.jpg"))
     parser.add_argument("--style", default=os.path.join(IMAGES, "style", "starry_night.jpg"))
     parser.add_argument("--sizes", default="256,512", help="max_size values, comma-separated")
+    parser.add_argument("--scales", default="0,1", help="scales values (0 = automatic), comma-separated")
     parser.add_argument("--style-side", type=int, default=512, help="longest side of the style image added")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
@@ -145,13 +153,17 @@ def main(argv=None):
         print("content %s %dx%d, style %s %dx%d, median of %d\n"
               % (os.path.basename(args.content), content.shape[1], content.shape[0],
                  os.path.basename(args.style), style.shape[1], style.shape[0], args.repeats))
-        print("| max_size | case | submit -> first iteration (s) | VGG-19 passes |")
-        print("| ---: | --- | ---: | ---: |")
+        print("| max_size | scales | case | submit -> first iteration (s) | VGG-19 passes |")
+        print("| ---: | ---: | --- | ---: | ---: |")
         for size in (int(s) for s in args.sizes.split(",")):
-            rows, record_bytes = bench_size(model, content, style, size, args.repeats, scratch)
-            for name, samples in rows:
-                print("| %d | %s | %.3f | %d |" % (size, name, median([s[0] for s in samples]), samples[-1][1]))
-            print("| %d | style record with its Grams | %.1f MB | |" % (size, record_bytes / 1e6))
+            for scales in (int(s) for s in args.scales.split(",")):
+                rows, record_bytes = bench_size(model, content, style, size, scales, args.repeats, scratch)
+                for name, samples in rows:
+                    print("| %d | %s | %s | %.3f | %d |" % (size, scales or "auto", name,
+                                                          median([s[0] for s in samples]), samples[-1][1]))
+                print("| %d | %s | style record with its Grams | %.1f MB | |"
+                      % (size, scales or "auto", record_bytes / 1e6))
+                sys.stdout.flush()
         print("\n| library operation | seconds |")
         print("| --- | ---: |")
         for name, seconds in bench_operations(style, scratch, args.repeats):

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from . import images
+from . import images   # the engine's safe image-file loader
 from . import library_files as files
 from . import library_records as records
 from .errors import EngineError
@@ -112,16 +112,20 @@ def _to_rgb_uint8(pixels) -> np.ndarray:
 
 
 def _decode_png(data: bytes, what: str) -> np.ndarray:
-    """RGB uint8 from PNG bytes stored in a record. The size is checked against images.py's limits
-    before any pixel is decoded (decompression bombs in shared packs)."""
+    """RGB uint8 from PNG bytes stored in a record. The size is checked before any pixel is
+    decoded: no side over MAX_STYLE_SIDE (what add_image stores), so a decompression bomb in a
+    shared pack costs nothing."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
                 width, height = image.size
-                if width * height > images.MAX_PIXELS or max(width, height) > images.MAX_SIDE:
-                    raise RecordError("%s is %dx%d pixels, over the engine's limit" % (what, width, height))
+                if max(width, height) > MAX_STYLE_SIDE:
+                    raise RecordError("%s is %dx%d pixels, more than the %d-pixel side a style may have"
+                                      % (what, width, height, MAX_STYLE_SIDE))
                 return np.asarray(image.convert("RGB"))
+    except RecordError:
+        raise
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise RecordError("%s is not a readable PNG" % what) from None
 
@@ -144,6 +148,8 @@ def weights_tag(weights_path: str) -> str:
 
 
 class StyleLibrary:
+    """The styles in one folder. Safe to share between threads; other processes may use the same folder."""
+
     def __init__(self, folder: Optional[str] = None, model_tag: str = "", lock_timeout_s: float = 30.0,
                  max_gram_bytes: int = MAX_GRAM_BYTES):
         if folder is None:
@@ -166,7 +172,7 @@ class StyleLibrary:
                                % (self.folder, error.strerror)) from None
 
     def path_of(self, style_id) -> str:
-        if not isinstance(style_id, str) or not ID_PATTERN.match(style_id):
+        if not isinstance(style_id, str) or not ID_PATTERN.fullmatch(style_id):
             raise LibraryError("style_not_found", "no style has the id %r (ids are 8-32 lowercase hex digits)"
                                % (style_id,), "id")
         return os.path.join(self.folder, style_id + SUFFIX)
@@ -209,7 +215,7 @@ class StyleLibrary:
         infos, unread = [], {}
         for name in names:
             style_id, suffix = os.path.splitext(name)
-            if suffix != SUFFIX or not ID_PATTERN.match(style_id):
+            if suffix != SUFFIX or not ID_PATTERN.fullmatch(style_id):
                 continue
             path = os.path.join(self.folder, name)
             try:
@@ -418,7 +424,7 @@ class GramCache:
     """
 
     MEMORY_STYLES = 4      # decoded Grams kept in memory for the most recently used styles
-    FLUSH_DELAY_S = 0.5
+    FLUSH_DELAY_S = 3.0       # after the burst of puts at a job's start, not in the middle of it
 
     def __init__(self, library: StyleLibrary, model_tag: str = ""):
         self.library = library

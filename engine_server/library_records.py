@@ -114,7 +114,7 @@ def decode(serialized, with_grams: bool = True) -> StyleRecord:
     if parsed["format"].numpy() != FORMAT:
         raise RecordError("its format is %r, expected %r" % (parsed["format"].numpy()[:40], FORMAT))
     style_id = _text(parsed["id"], "id")
-    if not ID_PATTERN.match(style_id):
+    if not ID_PATTERN.fullmatch(style_id):
         raise RecordError("its id %r is not 8-32 lowercase hex digits" % style_id[:40])
     height, width, channels = (int(n) for n in parsed["shape"].numpy())
     if height < 1 or width < 1 or channels != 3:

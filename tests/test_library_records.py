@@ -95,7 +95,7 @@ def test_bad_names_are_refused_with_a_field(tmp_path, name, field):
 def test_unknown_and_malicious_ids_are_not_found(tmp_path):
     library = StyleLibrary(str(tmp_path))
     library.add_image(style_pixels(1), "one")
-    for style_id in ("0123456789abcdef", "../x", "", "ABCDEF0123456789", None):
+    for style_id in ("0123456789abcdef", "../x", "", "ABCDEF0123456789", None, "0123456789abcdef\n"):
         for call in (library.get, library.image, library.remove, lambda i: library.rename(i, "n")):
             with pytest.raises(LibraryError) as caught:
                 call(style_id)
