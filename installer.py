@@ -1039,6 +1039,14 @@ def launchd_plist(engine_python, weights):
             % (LAUNCHD_LABEL, escape(engine_python), paths.WEIGHTS_ENV, escape(weights), escape(log)))
 
 
+def windows_task(engine_python):
+    """The schtasks command that registers the engine to start (windowless, via pythonw) at logon."""
+    pythonw = os.path.join(os.path.dirname(engine_python), "pythonw.exe")
+    runner = pythonw if os.path.exists(pythonw) else engine_python
+    return ["schtasks", "/Create", "/F", "/TN", WINDOWS_TASK, "/SC", "ONLOGON", "/RL", "LIMITED",
+            "/TR", '"%s" -m engine_server run' % runner]
+
+
 def service_file():
     system = platform.system()
     if system == "Darwin":
@@ -1056,12 +1064,10 @@ def install_service(args, engine_python, weights, manifest):
     system = platform.system()
     start = not args.no_start
     if system == "Windows":
-        pythonw = os.path.join(os.path.dirname(engine_python), "pythonw.exe")
-        runner = pythonw if os.path.exists(pythonw) else engine_python
-        command = '"%s" -m engine_server run' % runner
+        create = windows_task(engine_python)
         manifest.add("service", WINDOWS_TASK, platform="windows")
-        run(["schtasks", "/Create", "/F", "/TN", WINDOWS_TASK, "/SC", "ONLOGON", "/RL", "LIMITED", "/TR", command])
-        out.detail("logon task %s: %s" % (WINDOWS_TASK, command))
+        run(create)
+        out.detail("logon task %s: %s" % (WINDOWS_TASK, create[-1]))
         if start and run(["schtasks", "/Run", "/TN", WINDOWS_TASK], check=False)[0] == 0:
             manifest.add("service", WINDOWS_TASK, started=True)
         out.remember("logon task", WINDOWS_TASK)

@@ -150,12 +150,20 @@ def test_check_catches_corrupt_weights_and_a_missing_plugin(user, fake_weights):
         f.seek(os.path.getsize(user.weights) // 2)
         f.write(b"\0garbage\0" * 64)
     os.remove(os.path.join(user.gimp_plugins, "neural_style", "neural_style.py"))
+    krita_info = os.path.join(user.pykrita, "neural_style", "install_info.json")
+    with open(krita_info) as f:
+        info = json.load(f)
+    info["version"] = "0.0.1"                    # an older install
+    with open(krita_info, "w") as f:
+        json.dump(info, f)
     broken = user.run("--check")
     assert broken.returncode == 1, broken.output
     rows = rows_of(broken.output)
     assert rows["VGG-19 weights"][0] == "FAIL" and "damaged" in rows["VGG-19 weights"][1]
     assert rows["GIMP 3 (native)"][0] == "FAIL" and "plugin missing" in rows["GIMP 3 (native)"][1]
-    for part in ("Krita (native)", "enabled in kritarc", "engine.json", "engine Python", "TensorFlow device"):
+    assert rows["Krita (native)"][0] == "FAIL" and "plugin 0.0.1 installed" in rows["Krita (native)"][1]
+    assert "upgrades in place" in broken.output
+    for part in ("enabled in kritarc", "engine.json", "engine Python", "TensorFlow device"):
         assert rows[part][0] == "ok", broken.output
     assert "-> run: python3 installer.py" in broken.output
 
@@ -200,6 +208,17 @@ def test_weights_that_fail_verification_are_refused(user, fake_weights):
     assert "Traceback" not in done.output
     assert "253f8cb515780f3b799900260a226db6" in done.output and "--no-verify" in done.output
     assert not os.path.exists(user.weights)
+
+
+def test_a_python_too_old_for_tensorflow_is_refused_before_anything_is_built(user, tmp_path, fake_weights):
+    old_python = tmp_path / "python3.9"
+    old_python.write_text("#!/bin/sh\necho 3.9\n")
+    old_python.chmod(0o755)
+    user.fake_editors()
+    done = user.run("--python", str(old_python), "--weights", fake_weights, "--no-verify", "--no-service")
+    assert done.returncode == 1 and "Traceback" not in done.output
+    assert "is Python 3.9, but TensorFlow" in done.output and "--python PATH" in done.output
+    assert not os.path.exists(os.path.join(user.data, "neural-style", "venv"))
 
 
 def test_user_errors_are_one_clear_message(user, tmp_path):

@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import importlib.util
 import os
+import plistlib
 import re
 import threading
 
@@ -238,3 +239,31 @@ def test_wheel_platform_tags():
     assert installer.wheel_platforms("Windows", "AMD64") == ["win_amd64"]
     assert "manylinux2014_aarch64" in installer.wheel_platforms("Linux", "arm64")
     assert any(tag.endswith("arm64") for tag in installer.wheel_platforms("Darwin", "arm64"))
+
+
+# ---- services ---------------------------------------------------------------------------------------
+
+def test_launchd_agent_is_a_valid_plist_running_the_engine(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    python, weights = "/Users/a b/venv/bin/python", "/Users/a b/w & x.h5"
+    agent = plistlib.loads(installer.launchd_plist(python, weights).encode("utf-8"))
+    assert agent["Label"] == installer.LAUNCHD_LABEL
+    assert agent["ProgramArguments"] == [python, "-m", "engine_server", "run"]
+    assert agent["EnvironmentVariables"] == {"NEURAL_STYLE_WEIGHTS": weights}
+    assert agent["RunAtLoad"] is True and agent["KeepAlive"] == {"SuccessfulExit": False}
+
+
+def test_systemd_unit_quotes_paths_with_spaces_and_percent(tmp_path):
+    unit = installer.systemd_unit("/home/a b/100%/venv/bin/python", "/w.h5")
+    assert 'ExecStart="/home/a b/100%%/venv/bin/python" -m engine_server run' in unit
+
+
+def test_windows_logon_task_runs_the_engine_windowless(tmp_path):
+    scripts = tmp_path / "venv" / "Scripts"
+    scripts.mkdir(parents=True)
+    python = str(scripts / "python.exe")
+    assert installer.windows_task(python)[-1] == '"%s" -m engine_server run' % python
+    (scripts / "pythonw.exe").write_bytes(b"")
+    command = installer.windows_task(python)
+    assert command[:2] == ["schtasks", "/Create"] and "ONLOGON" in command
+    assert command[-1] == '"%s" -m engine_server run' % (scripts / "pythonw.exe")
