@@ -62,6 +62,7 @@ def krita(fake_weights):
             dict(FAST, name="f32", kind="depth", depth="F32"),
             dict(LONG, name="cancel", kind="cancel"),
             dict(LONG, name="close_document", kind="close_document"),
+            dict(FAST, name="docker", kind="docker_apply"),
             {"name": "no_engine", "kind": "no_engine", "endpoint": dead_endpoint},
         ]
         with running_engine(weights=fake_weights, endpoint=endpoint):
@@ -112,6 +113,7 @@ def test_krita_session_ran_every_case_and_quit_cleanly(krita):
     assert details["results"]["errors"] == [], "\n".join(details["results"]["errors"])
     assert details["results"].get("finished"), krita_session.log_tail(details)
     assert details["exit_code"] == 0, krita_session.log_tail(details)
+    assert "engine worker stopped" in details["plugin_log"], details["plugin_log"]
     print("Krita session: %.1f s (profile %s); cases: %s" % (
         details["seconds"], "reused" if details["profile_cached"] else "new",
         {name: round(record.get("duration_s", -1), 2) for name, record in cases.items()}))
@@ -214,6 +216,17 @@ def test_closing_the_document_mid_job_cancels_it(krita):
     assert record["stop_to_finished_s"] < 5.0, record["stop_to_finished_s"]
     status = record["engine_status"]
     assert status.get("running") is None and status["queued"] == 0, status
+
+
+def test_docker_controls_and_apply_button(krita):
+    record = case(krita, "docker")
+    assert record["finished_in_time"] and record["finished"]["outcome"] == "done", record["finished"]
+    assert [item["name"] for item in layers(record["after"])] == ["Background", "Sketch", "Sketch – style"]
+    assert layer(record["before"], "Sketch")["pixels"] == layer(record["after"], "Sketch")["pixels"]
+    assert record["buttons_while_busy"] == [False, True] and record["buttons_after"] == [True, False]
+    assert record["status_text"] == "Done." and record["progress_value"] == 1000
+    assert record["state_text"] == "Engine: connected (CPU)", record["state_text"]
+    assert len([p for p in record["paints"] if not p["final"]]) >= 1
 
 
 def test_no_engine_and_no_way_to_start_it_fails_fast_and_clearly(krita):

@@ -264,13 +264,15 @@ class Controller(QObject):
         self.finished.emit(outcome, message)
 
     def shutdown(self):
-        """Krita is closing: cancel, close the client in its thread, stop the thread."""
+        """Krita is closing: cancel the job, stop the worker thread, then close its client."""
         if self._thread is None:
             return
         self._worker.cancel()
-        self._worker.post("close")
         self._thread.quit()
-        if not self._thread.wait(10000):
+        if self._thread.wait(10000):
+            self._worker.close_client()   # the worker thread has ended: the client is ours now
+            log.info("engine worker stopped")
+        else:
             log.warning("the engine worker did not stop within 10 s")
         self._thread = None
 

@@ -62,6 +62,10 @@ class EngineWorker(QObject):
         if job is not None:
             job.cancel()
 
+    def close_client(self):
+        """Only once the worker thread has stopped (Krita is closing)."""
+        self._close_client()
+
     def reconfigure(self, client_factory):
         """Use another client factory from the next request on (the old client is closed first)."""
         self._request.emit("close", None)

@@ -141,7 +141,6 @@ def make_document(name, depth, width, height, layers):
     app = Krita.instance()
     doc = app.createDocument(width, height, name, "RGBA", depth, "", 72.0)
     doc.setBatchmode(True)
-    app.activeWindow().addView(doc)
     background = doc.topLevelNodes()[0]
     background.setPixelData(pattern(width, height, depth), 0, 0, width, height)
     nodes = [background]
@@ -152,6 +151,7 @@ def make_document(name, depth, width, height, layers):
         nodes.append(node)
     doc.refreshProjection()
     doc.waitForDone()
+    app.activeWindow().addView(doc)
     return doc, nodes
 
 
@@ -278,7 +278,36 @@ def case_no_engine(case, ctl):
     return out
 
 
-CASES = {"plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
+def case_docker_apply(case, ctl):
+    """The artist's path: the docker's controls and its Apply button, on the active layer."""
+    from neural_style.extension import show_docker
+    doc, (background, layer) = make_document("ns_" + case["name"], "U8", 64, 64, ["Sketch"])
+    view = Krita.instance().activeWindow().activeView()
+    wait_for(lambda: False, 1.0)   # let the Layers docker catch up with the new document
+    doc.setActiveNode(layer)       # what clicking the layer in the Layers docker does
+    wait_for(lambda: [n.name() for n in view.selectedNodes()] == ["Sketch"], 5)
+    docker = show_docker()
+    docker.source_combo.setCurrentIndex(1)       # "Image file"
+    docker.file_edit.setText(SCENARIO["style_image"])
+    docker.detail.setValue(case["iterations"])
+    docker.resolution.setValue(case["max_size"])
+    docker.preview_interval.setValue(case["preview_interval_s"])
+    before = describe(doc)
+    watcher = JobWatcher(ctl, doc)
+    docker.apply_button.click()
+    busy_buttons = [docker.apply_button.isEnabled(), docker.cancel_button.isEnabled()]
+    finished = wait_for(lambda: watcher.outcome is not None, 120)
+    out = {"finished_in_time": finished, "before": before, "after": describe(doc),
+           "buttons_while_busy": busy_buttons,
+           "buttons_after": [docker.apply_button.isEnabled(), docker.cancel_button.isEnabled()],
+           "status_text": docker.status.text(), "progress_value": docker.progress_bar.value(),
+           "state_text": docker.state_label.text(), "selected": [n.name() for n in view.selectedNodes()]}
+    out.update(watcher.close())
+    doc.setModified(False)
+    return out
+
+
+CASES = {"docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
          "cancel": case_cancel, "close_document": case_close_document, "no_engine": case_no_engine}
 
 
@@ -290,6 +319,7 @@ def run_all():
     ctl.configure(endpoint=SCENARIO["endpoint"], autostart=False)
     for case in SCENARIO["cases"]:
         started = time.monotonic()
+        print("ns_test_driver: case %s" % case["name"], file=sys.stderr, flush=True)   # marks krita.log
         try:
             result = CASES[case["kind"]](case, ctl)
         except Exception:
@@ -299,6 +329,8 @@ def run_all():
         save_results()
     for doc in app.documents():
         doc.setModified(False)
+        doc.close()
+    wait_for(lambda: False, 0.5)
     RESULTS["finished"] = True
     save_results()
     app.action("file_quit").trigger()

@@ -131,7 +131,8 @@ def run_krita(root, scenario, timeout_s=300):
             os.killpg(process.pid, signal.SIGKILL)
             code = process.wait()
     details = {"exit_code": code, "seconds": time.monotonic() - started, "log": log_path,
-               "profile_cached": os.path.isdir(cache)}
+               "profile_cached": os.path.isdir(cache), "plugin_log": _read(os.path.join(
+                   env["XDG_STATE_HOME"], "neural-style", "krita-plugin.log"))}
     results = None
     if os.path.exists(results_path):
         with open(results_path, encoding="utf-8") as f:
@@ -139,6 +140,14 @@ def run_krita(root, scenario, timeout_s=300):
     if results is not None and results.get("finished"):
         _keep_initialised_profile(root, cache)
     return results, details
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def log_tail(details, lines=40):
