@@ -877,14 +877,21 @@ def probe_editor_python(editor):
     return "deps-ok" in lines, version
 
 
-def wheel_platforms(system=None, machine=None):
+def wheel_platforms(system=None, machine=None, os_version=None):
+    """pip's --platform tags for this machine, most specific first. pip widens a macOS tag to every
+    older compatible one by itself; manylinux_2_X tags it takes literally, so they are all listed."""
     system, machine = system or platform.system(), (machine or platform.machine()).lower()
     if system == "Windows":
         return ["win_amd64"] if machine in ("amd64", "x86_64") else ["win_arm64"]
     if system == "Darwin":
-        return ["macosx_11_0_arm64", "macosx_10_9_universal2", "macosx_10_15_universal2", "macosx_10_9_x86_64"]
+        parts = [int(p) for p in (os_version or platform.mac_ver()[0] or "11.0").split(".")[:2]] + [0]
+        version = "10_%d" % parts[1] if parts[0] == 10 else "%d_0" % parts[0]
+        return ["macosx_%s_%s" % (version, "arm64" if machine == "arm64" else "x86_64")]
     arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-    return ["manylinux_2_28_%s" % arch, "manylinux_2_17_%s" % arch, "manylinux2014_%s" % arch]
+    libc, version = platform.libc_ver() if os_version is None else ("glibc", os_version)
+    newest = int(version.split(".")[1]) if libc == "glibc" and "." in version else 17
+    return ["manylinux_2_%d_%s" % (minor, arch) for minor in range(max(newest, 17), 16, -1)] + [
+        "manylinux2014_%s" % arch]
 
 
 def place_editor_deps(editor, pip_python, manifest):

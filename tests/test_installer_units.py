@@ -237,8 +237,11 @@ def test_editor_folders_on_windows(tmp_path, monkeypatch):
 
 def test_wheel_platform_tags():
     assert installer.wheel_platforms("Windows", "AMD64") == ["win_amd64"]
-    assert "manylinux2014_aarch64" in installer.wheel_platforms("Linux", "arm64")
-    assert any(tag.endswith("arm64") for tag in installer.wheel_platforms("Darwin", "arm64"))
+    assert installer.wheel_platforms("Linux", "arm64", "2.19") == [
+        "manylinux_2_19_aarch64", "manylinux_2_18_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"]
+    assert installer.wheel_platforms("Darwin", "arm64", "14.2") == ["macosx_14_0_arm64"]
+    assert installer.wheel_platforms("Darwin", "x86_64", "10.15.7") == ["macosx_10_15_x86_64"]
+    assert installer.wheel_platforms()[0].startswith("manylinux_2_")     # this machine
 
 
 # ---- services ---------------------------------------------------------------------------------------
