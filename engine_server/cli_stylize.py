@@ -90,6 +90,9 @@ def _load_images(args):
 
 
 def _load_model(args):
+    from .weights import check_weights_file, find_weights
+
+    check_weights_file(find_weights(args.weights))    # a missing file is reported before TensorFlow loads
     from .model import VGG19Features
 
     return VGG19Features.load(args.weights)

@@ -33,9 +33,24 @@ def _open(path, what):
         raise InputError("%s file %s has too many pixels (over %d); refusing it as a possible decompression bomb"
                          % (what, path, MAX_PIXELS))
     except Image.UnidentifiedImageError:
+        size = _png_header_size(path)
+        if size is not None and 0 in size:
+            raise InputError("%s file %s has no pixels (%dx%d)" % ((what, path) + size))
         raise InputError("%s file %s is not an image Pillow can read (PNG, JPEG, TIFF, WebP, ...)" % (what, path))
     except (OSError, ValueError, SyntaxError) as error:
         raise InputError("%s file %s cannot be read as an image (%s)" % (what, path, _short(error)))
+
+
+def _png_header_size(path):
+    """(width, height) from a PNG's IHDR, or None (Pillow refuses 0-pixel PNGs without saying why)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+    except OSError:
+        return None
+    if len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    return None
 
 
 def _short(error):
@@ -47,8 +62,8 @@ def _check_size(image, path, what):
     if width <= 0 or height <= 0:
         raise InputError("%s file %s has no pixels (%dx%d)" % (what, path, width, height))
     if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise InputError("%s file %s is %dx%d pixels, more than the %d-pixel limit; refusing it as a possible "
-                         "decompression bomb" % (what, path, width, height, MAX_PIXELS))
+        raise InputError("%s file %s is %dx%d pixels, over the limit of %d pixels a side and %d in all; refusing it "
+                         "as a possible decompression bomb" % (what, path, width, height, MAX_SIDE, MAX_PIXELS))
 
 
 def _to_float(image):

@@ -27,7 +27,8 @@ def find_weights(explicit=None):
     return os.path.abspath(os.path.expanduser(weights_path(explicit)))
 
 
-def _check_file(path):
+def check_weights_file(path):
+    """Cheap checks (exists, is a file, HDF5 signature); WeightsError otherwise."""
     if not os.path.exists(path):
         raise WeightsError("VGG-19 weights file %s does not exist; %s." % (path, HOW_TO_GET))
     if not os.path.isfile(path):
@@ -64,7 +65,7 @@ def _load_into_keras(path):
 def load_vgg19_weights(path=None):
     """{keras conv layer name: (kernel (3,3,in,out) float32, bias (out,) float32)} in network order."""
     path = find_weights(path)
-    _check_file(path)
+    check_weights_file(path)
     try:
         model = _load_into_keras(path)
     except WeightsError:
