@@ -62,14 +62,24 @@ def gimp(fake_weights):
              "args": dict(FAST, **{"style-file": style, "engine-endpoint": dead_endpoint})},
             {"name": "u16", "kind": "plain", "precision": "u16", "args": dict(FAST, **{"style-file": style})},
             {"name": "float", "kind": "plain", "precision": "float", "args": dict(FAST, **{"style-file": style})},
-            # The dialog on a private X server, OK pressed by the plug-in's test hook after 2 s.
+            {"name": "gray", "kind": "plain", "mode": "gray", "args": dict(FAST, **{"style-file": style})},
+            {"name": "indexed", "kind": "plain", "mode": "indexed", "args": dict(FAST, **{"style-file": style})},
+            # Interactive runs: the dialog on a private X server, OK pressed by the plug-in's test hook
+            # after 2 s. GIMP starts an interactive run from the last successful one's values (none yet
+            # for "cancel", whose own arguments count; a cancelled run saves none).
+            # Cancel "pressed" in the progress window at the first progress event of layer "Cancel me":
+            {"name": "cancel", "kind": "plain", "interactive": True, "layer_name": "Cancel me",
+             "args": dict(FAST, **{"style-file": style, "iterations": 3000, "preview-interval-s": 0.0})},
             {"name": "interactive", "kind": "plain", "interactive": True, "args": dict(FAST, **{"style-file": style})},
+            # Its arguments name a missing file, but the dialog starts from the last values (style.png):
+            {"name": "remembered", "kind": "plain", "interactive": True, "args": dict(FAST, **{"style-file": missing})},
         ]
         endpoint = "tcp://127.0.0.1:%d" % free_port()
         with gimp_harness.xvfb() as display, start_engine(endpoint, fake_weights):
             if display is None:
                 cases = [c for c in cases if not c.get("interactive")]
-            env = {"NEURAL_STYLE_ENDPOINT": endpoint, "NEURAL_STYLE_GIMP_TEST_AUTO_OK": "2"}
+            env = {"NEURAL_STYLE_ENDPOINT": endpoint, "NEURAL_STYLE_GIMP_TEST_AUTO_OK": "2",
+                   "NEURAL_STYLE_GIMP_TEST_CANCEL_LAYER": "Cancel me"}
             results, info = workspace.run_driver(cases, env, timeout=GIMP_TIMEOUT_S, display=display)
         by_name = {case["name"]: case for case in (results or {}).get("cases", [])}
         info.update(missing=missing, dead_endpoint=dead_endpoint, complete=bool(results and results["complete"]),
@@ -96,7 +106,8 @@ def load(dump, dtype):
 def test_gimp_session_ran_every_case_and_exited_cleanly(gimp):
     by_name, info, _ = gimp
     assert info["exit_code"] == 0, info["output"][-4000:]
-    expected = {"selection", "missing-style", "no-engine", "u16", "float"} | ({"interactive"} if info["display"] else set())
+    expected = {"selection", "missing-style", "no-engine", "u16", "float", "gray", "indexed"}
+    expected |= {"interactive", "cancel", "remembered"} if info["display"] else set()
     assert info["complete"] and set(by_name) == expected
     print("GIMP session: %.1f s; cases: %s" % (info["seconds"], {
         name: record.get("seconds") for name, record in by_name.items()}))
@@ -179,13 +190,53 @@ def test_float_image_gets_a_float_result(gimp):
     assert np.abs(result[..., :3] - source[..., :3]).mean() > 1e-3
 
 
-def test_interactive_dialog_builds_and_runs(gimp):
-    """The procedure dialog (all controls) and the progress window, on Xvfb; OK pressed by the test hook."""
+def test_grayscale_image_is_converted_for_the_engine_and_back(gimp):
+    record = case(gimp, "gray")
+    assert record["base_type"] == "gray"
+    assert record["status"] == "success", record["message"]
+    assert record["result"]["name"] == "Photo \u2013 style"
+    source = load(record["source_before"], np.uint8).astype(np.int32)
+    result = load(record["result_dump"], np.uint8).astype(np.int32)
+    assert (result[..., 0] == result[..., 1]).all() and (result[..., 1] == result[..., 2]).all()
+    assert np.abs(result[..., :3] - source[..., :3]).mean() > 1.0
+
+
+def test_indexed_image_is_refused_clearly(gimp):
+    record = case(gimp, "indexed")
+    assert record["base_type"] == "indexed"
+    assert record["status"] == "execution-error"
+    assert "indexed images are not supported" in record["message"] and "RGB" in record["message"]
+    assert len(record["layers"]) == record["layer_count_before"]
+
+
+def needs_display(gimp):
     _, info, _ = gimp
     if info["display"] is None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true and Xvfb is missing: the interactive GIMP dialog cannot be tested")
         pytest.skip("Xvfb is not installed: the interactive dialog is not tested")
+
+
+def test_cancel_in_the_progress_window_stops_the_engine_job(gimp):
+    """3000 iterations would take minutes; the engine's "cancelled" must come back within seconds."""
+    needs_display(gimp)
+    record = case(gimp, "cancel")
+    assert record["status"] == "cancel", record["message"]
+    assert record["seconds"] < 60, "cancelling took %.1f s" % record["seconds"]
+    assert len(record["layers"]) == record["layer_count_before"], "no preview arrived, so no layer may stay: %r" % (
+        record["layers"],)
+
+
+def test_interactive_dialog_builds_and_runs(gimp):
+    """The procedure dialog (all controls) and the progress window, on Xvfb; OK pressed by the test hook."""
+    needs_display(gimp)
     record = case(gimp, "interactive")
+    assert record["status"] == "success", record["message"]
+    assert record["result"]["name"] == "Photo \u2013 style"
+
+
+def test_interactive_dialog_starts_from_the_last_values(gimp):
+    needs_display(gimp)
+    record = case(gimp, "remembered")
     assert record["status"] == "success", record["message"]
     assert record["result"]["name"] == "Photo \u2013 style"

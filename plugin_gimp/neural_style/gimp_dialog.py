@@ -121,7 +121,9 @@ class CancelWindow:
         self.cancelled = True
         self.bar.set_text("Cancelling\u2026 (the layer keeps the last preview)")
 
-    def update(self, text, fraction):
+    def update(self, text, fraction, layer_name=""):
+        if layer_name and layer_name == os.environ.get("NEURAL_STYLE_GIMP_TEST_CANCEL_LAYER"):
+            self._cancel()        # headless tests: "press" Cancel at the first progress of this layer
         if not self.cancelled:
             self.bar.set_text(text)
         self.bar.set_fraction(max(0.0, min(1.0, fraction)))

@@ -113,10 +113,12 @@ def run(procedure, run_mode, image, drawables, config, data):
             import gimp_dialog
             cancel_window = gimp_dialog.CancelWindow()
         try:
-            stylize_layers(image, list(drawables), values, cancel_window)
+            finished = stylize_layers(image, list(drawables), values, cancel_window)
         finally:
             if cancel_window is not None:
                 cancel_window.close()
+        if not finished:
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     except (UserError, arguments.SettingsError, ValueError) as error:
         message = str(error)
         _log().info("refused: %s", message)
@@ -161,6 +163,7 @@ def _source_layers(image, drawables):
 
 
 def stylize_layers(image, drawables, values, cancel_window=None):
+    """Stylize every layer; False when the artist cancelled."""
     layers = _source_layers(image, drawables)
     options = arguments.job_options(values)
     source = values["style-source"]
@@ -180,7 +183,8 @@ def stylize_layers(image, drawables, values, cancel_window=None):
             for index, layer in enumerate(layers):
                 if not stylize_layer(client, protocol, image, layer, style, style_name, options,
                                      index, len(layers), cancel_window):
-                    break
+                    return False
+            return True
         finally:
             image.undo_group_end()
             Gimp.displays_flush()
@@ -293,7 +297,7 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
                 Gimp.progress_set_text(text)
                 Gimp.progress_update(done)
                 if cancel_window is not None:
-                    cancel_window.update(text, done)
+                    cancel_window.update(text, done, layer.get_name())
                 if event.pixels is not None:
                     paint(result_layer, event.pixels)
                     painted = True

@@ -124,7 +124,12 @@ def run_case(case, out_dir):
         source = add_layer(image, "Photo", 48, 40, (8, 12), seed=50)
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["selection"])
     else:
-        source = add_layer(image, "Photo", 64, 64, (0, 0), seed=50, precision=precision)
+        source = add_layer(image, case.get("layer_name", "Photo"), 64, 64, (0, 0), seed=50, precision=precision)
+    if case.get("mode") == "gray":
+        image.convert_grayscale()
+    elif case.get("mode") == "indexed":
+        image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16, False, False, "")
+    record["base_type"] = image.get_base_type().value_nick
     record["precision_before"] = image.get_precision().value_nick
     record["source_before"] = dump(source, babl, "%s/%s-source-before.raw" % (out_dir, name))
     count_before = len(image.get_layers())
