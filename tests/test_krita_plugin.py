@@ -63,6 +63,7 @@ def krita(fake_weights):
             dict(LONG, name="cancel", kind="cancel"),
             dict(LONG, name="close_document", kind="close_document"),
             dict(FAST, name="docker", kind="docker_apply"),
+            dict(FAST, name="library", kind="library", iterations=8),
             {"name": "no_engine", "kind": "no_engine", "endpoint": dead_endpoint},
         ]
         with running_engine(weights=fake_weights, endpoint=endpoint):
@@ -227,6 +228,18 @@ def test_docker_controls_and_apply_button(krita):
     assert record["status_text"] == "Done." and record["progress_value"] == 1000
     assert record["state_text"] == "Engine: connected (CPU)", record["state_text"]
     assert len([p for p in record["paints"] if not p["final"]]) >= 1
+
+
+def test_save_layer_as_style_then_stylize_with_it_from_the_library(krita):
+    record = case(krita, "library")
+    assert record["save_started"] and record["listed"], record["messages"]
+    mine = [s for s in record["styles"] if s["name"] == "My texture"]
+    assert len(mine) == 1 and mine[0]["thumbnail_head"] == "89504e470d0a1a0a", record["styles"]
+    assert ["My texture", True] in record["docker_items"], record["docker_items"]   # with its thumbnail
+    assert "ns_library ▸ Texture" in record["layer_labels"] and "ns_rgba ▸ Layer 2" in record["layer_labels"]
+    assert record["finished"]["outcome"] == "done", record["finished"]
+    assert [item["name"] for item in layers(record["after"])] == ["Background", "Texture", "Texture – My texture"]
+    assert layer(record["before"], "Texture")["pixels"] == layer(record["after"], "Texture")["pixels"]
 
 
 def test_no_engine_and_no_way_to_start_it_fails_fast_and_clearly(krita):

@@ -307,7 +307,43 @@ def case_docker_apply(case, ctl):
     return out
 
 
-CASES = {"docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
+def case_library(case, ctl):
+    """Save a layer as a library style, see it (with its thumbnail) in the docker, stylize with it."""
+    from neural_style.controller import StyleChoice
+    from neural_style.extension import show_docker
+    doc, (background, layer) = make_document("ns_" + case["name"], "U8", 64, 64, ["Texture"])
+    listed = []
+    ctl.styles_changed.connect(listed.append)
+    messages = []
+    ctl.message.connect(messages.append)
+    started = ctl.save_layer_as_style(layer, "My texture")
+    found = wait_for(lambda: any(s.get("name") == "My texture" for styles in listed for s in styles), 60)
+    ctl.styles_changed.disconnect(listed.append)
+    ctl.message.disconnect(messages.append)
+    styles = listed[-1] if listed else []
+    mine = [s for s in styles if s.get("name") == "My texture"]
+    docker = show_docker()
+    docker.source_combo.setCurrentIndex(0)
+    wait_for(lambda: docker.library_list.count() > 0, 10)
+    items = [docker.library_list.item(i) for i in range(docker.library_list.count())]
+    docker.source_combo.setCurrentIndex(2)        # "Layer": every layer of every open document
+    layer_labels = [docker.layer_combo.itemText(i) for i in range(docker.layer_combo.count())]
+    out = {"save_started": started, "listed": found, "messages": messages,
+           "styles": [{"id": s.get("id"), "name": s.get("name"), "thumbnail_head": bytes(s.get("thumbnail_png", b""))[:8].hex(),
+                       "thumbnail_bytes": len(s.get("thumbnail_png", b""))} for s in styles],
+           "docker_items": [[item.text(), not item.icon().isNull()] for item in items],
+           "layer_labels": layer_labels}
+    if mine:
+        ok, apply_s, finished, watcher = run_apply(
+            ctl, doc, [layer], StyleChoice.library(mine[0]["id"], mine[0]["name"]), case)
+        out.update({"ok": ok, "finished_in_time": finished, "before": describe(doc)})
+        out.update(watcher.close())
+        out["after"] = describe(doc)
+    doc.setModified(False)
+    return out
+
+
+CASES = {"library": case_library, "docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
          "cancel": case_cancel, "close_document": case_close_document, "no_engine": case_no_engine}
 
 
