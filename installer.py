@@ -1004,6 +1004,17 @@ def write_engine_config(engine_python, weights, manifest):
     out.remember("engine start command", path)
 
 
+def read_engine_config():
+    """engine.json as a dict with a "command" list, or None when it is missing or damaged."""
+    try:
+        with open(paths.engine_config_path(), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return None
+    command = config.get("command") if isinstance(config, dict) else None
+    return config if isinstance(command, list) and command and isinstance(command[0], str) else None
+
+
 def systemd_user_available():
     if not shutil.which("systemctl"):
         return False
@@ -1192,12 +1203,13 @@ def check(args):
 
     # The engine's Python, TensorFlow's device, engine.json
     config_path = paths.engine_config_path()
+    config = read_engine_config()
     engine_python = None
     if not os.path.exists(config_path):
         row("engine.json", FAIL, "%s is missing" % config_path, "run: python3 installer.py")
+    elif config is None:
+        row("engine.json", FAIL, "%s is not the installer's JSON" % config_path, "run: python3 installer.py")
     else:
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
         engine_python = config["command"][0]
         row("engine.json", OK, "%s (version %s)" % (config_path, config.get("version")))
     if engine_python:
@@ -1310,12 +1322,9 @@ def uninstall():
         return 0
     manifest = Manifest(manifest_path)
     print("Uninstalling what installer.py installed (manifest %s)" % manifest_path)
-    engine = paths.engine_config_path()
-    if os.path.exists(engine):
-        with open(engine, encoding="utf-8") as f:
-            python = json.load(f).get("command", [None])[0]
-        if python and os.path.exists(python) and engine_may_be_running():
-            quiet([python, "-m", "engine_server", "stop"], timeout=60)
+    python = (read_engine_config() or {}).get("command", [None])[0]
+    if python and os.path.exists(python) and engine_may_be_running():
+        quiet([python, "-m", "engine_server", "stop"], timeout=60)
     problems = 0
     for item in reversed(manifest.items):
         kind, path = item["kind"], item["path"]
@@ -1333,6 +1342,8 @@ def uninstall():
                     continue   # still holds something: looked at again after the manifest is gone
             elif os.path.lexists(path):
                 remove_path(path)
+            else:
+                continue
             print("  removed %s %s" % (kind, path))
         except OSError as error:
             problems += 1
@@ -1431,19 +1442,21 @@ def install(args):
     if not args.no_plugins:   # before anything slow: a checkout without plugins fails now
         for name in sorted({e.name for e in editors}):
             plugin_sources(name)
-    engine_python = install_engine(args, manifest)
-    if args.no_weights:
-        weights = paths.default_weights_path()
-        out.step("VGG-19 weights: skipped (--no-weights)")
-    else:
-        weights = install_weights(args, manifest)
-    if args.no_plugins:
-        out.step("Plugins: skipped (--no-plugins)")
-    else:
-        install_plugins(args, editors, engine_python, manifest)
-    write_engine_config(engine_python, weights, manifest)
-    install_service(args, engine_python, weights, manifest)
-    manifest.save()
+    try:
+        engine_python = install_engine(args, manifest)
+        if args.no_weights:
+            weights = paths.default_weights_path()
+            out.step("VGG-19 weights: skipped (--no-weights)")
+        else:
+            weights = install_weights(args, manifest)
+        if args.no_plugins:
+            out.step("Plugins: skipped (--no-plugins)")
+        else:
+            install_plugins(args, editors, engine_python, manifest)
+        write_engine_config(engine_python, weights, manifest)
+        install_service(args, engine_python, weights, manifest)
+    finally:   # also after a failure: whatever was made so far stays listed for --uninstall
+        manifest.save()
     out.say("\nSummary")
     width = max(len(what) for what, _ in out.summary) if out.summary else 0
     for what, where in out.summary:
