@@ -1190,16 +1190,23 @@ def check(args):
                             enabled = True
             row("  enabled in kritarc", OK if enabled else FAIL, editor.kritarc,
                 "" if enabled else "run: python3 installer.py (or Krita: Settings > Python Plugin Manager)")
-        if editor.variant == "native" and editor.python_probe:
+        deps = "  pyzmq/msgpack for it"
+        vendored = all(os.path.isdir(os.path.join(editor.vendor_dir(), m)) for m in ("zmq", "msgpack"))
+        if vendored:
+            row(deps, OK, "unpacked in %s" % editor.vendor_dir())
+        elif editor.python_probe:
             has_deps, version = probe_editor_python(editor)
             if has_deps:
-                row("  pyzmq/msgpack for it", OK, "the system Python %s imports them" % version)
+                row(deps, OK, "its Python %s imports them" % version)
             elif version:
-                row("  pyzmq/msgpack for it", FAIL, "the system Python %s cannot import them" % version,
-                    system_dep_hint())
+                row(deps, FAIL, "its Python %s cannot import them" % version,
+                    system_dep_hint() if editor.variant == "native" else "run: python3 installer.py")
             else:
-                row("  pyzmq/msgpack for it", WARN, "could not run %s" % " ".join(editor.python_probe),
+                row(deps, WARN, "could not run %s" % " ".join(editor.python_probe),
                     "make sure the editor's Python can import zmq and msgpack (docs/install.md)")
+        else:
+            row(deps, WARN, "not placed for the editor's own Python",
+                "re-run with --%s-python X.Y (docs/install.md)" % editor.name)
 
     # The engine's Python, TensorFlow's device, engine.json
     config_path = paths.engine_config_path()
