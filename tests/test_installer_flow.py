@@ -226,3 +226,45 @@ def test_user_errors_are_one_clear_message(user, tmp_path):
     assert missing.returncode == 1 and "no such file" in missing.output and "Traceback" not in missing.output
     usage = user.run("--no-verify")
     assert usage.returncode == 2 and "--no-verify only applies to --weights FILE" in usage.output
+
+
+def other_python(version):
+    """An interpreter of that version installed on this machine, or None."""
+    import glob
+    import subprocess
+    candidates = glob.glob(os.path.expanduser("~/.pyenv/versions/%s.*/bin/python%s" % (version, version)))
+    candidates += [p for p in ("/usr/bin/python%s" % version, "/usr/local/bin/python%s" % version) if os.path.exists(p)]
+    for candidate in candidates:
+        if subprocess.run([candidate, "-c", "pass"], timeout=30).returncode == 0:
+            return candidate
+    return None
+
+
+def test_the_installer_itself_runs_on_python_3_9(user, fake_weights):
+    python39 = other_python("3.9")
+    if python39 is None:
+        import pytest
+        pytest.skip("no Python 3.9 on this machine")
+    user.fake_editors()
+    before = snapshot(user.root)
+    refused = user.run("--weights", fake_weights, "--no-verify", python=python39)   # a venv of 3.9: no
+    assert refused.returncode == 1 and "is Python 3.9, but TensorFlow" in refused.output, refused.output
+    user.install(fake_weights)                       # the engine side needs 3.11+: installed with this Python
+    again = user.run("--reuse-env", "--weights", fake_weights, "--no-verify", "--no-start", "--no-editor-deps",
+                     python=python39)
+    assert "cannot import tensorflow" in again.output and "Traceback" not in again.output, again.output
+    removed = user.run("--uninstall", python=python39)
+    assert removed.returncode == 0, removed.output
+    assert snapshot(user.root) == before
+    user.install(fake_weights)
+    check = user.run("--check", python=python39)     # it reads engine.json and probes the 3.11 engine
+    assert check.returncode == 0 and "Traceback" not in check.output, check.output
+
+
+def test_older_pythons_get_a_sentence_not_a_syntax_error(user):
+    python38 = other_python("3.8")
+    if python38 is None:
+        import pytest
+        pytest.skip("no Python 3.8 on this machine")
+    done = user.run("--help", python=python38)
+    assert done.returncode == 2 and "needs Python 3.9 or newer" in done.output, done.output
