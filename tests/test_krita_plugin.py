@@ -23,7 +23,7 @@ pytestmark = pytest.mark.editor
 KRITA_TIMEOUT_S = 420            # the whole Krita session: start, every case, quit
 SELECTION = (16, 12, 48, 36)     # x, y, w, h in the 96x64 "ns_rgba" document
 FEATHER = 2
-FAST = {"iterations": 24, "max_size": 64, "preview_interval_s": 0.2}
+FAST = {"iterations": 24, "max_size": 64, "preview_interval_s": 0.1}
 LONG = {"iterations": 3000, "max_size": 64, "preview_interval_s": 0.2}   # only ever cancelled
 DTYPES = {"U8": np.uint8, "U16": "<u2", "F16": "<f2", "F32": "<f4"}
 FULL_SCALE = {"U8": 255.0, "U16": 65535.0, "F16": 1.0, "F32": 1.0}
@@ -64,6 +64,8 @@ def krita(fake_weights):
             dict(LONG, name="close_document", kind="close_document"),
             dict(FAST, name="docker", kind="docker_apply"),
             dict(FAST, name="library", kind="library", iterations=8),
+            dict(FAST, name="two_layers", kind="two_layers", iterations=8),
+            {"name": "refusals", "kind": "refusals"},
             {"name": "no_engine", "kind": "no_engine", "endpoint": dead_endpoint},
         ]
         with running_engine(weights=fake_weights, endpoint=endpoint):
@@ -240,6 +242,35 @@ def test_save_layer_as_style_then_stylize_with_it_from_the_library(krita):
     assert record["finished"]["outcome"] == "done", record["finished"]
     assert [item["name"] for item in layers(record["after"])] == ["Background", "Texture", "Texture – My texture"]
     assert layer(record["before"], "Texture")["pixels"] == layer(record["after"], "Texture")["pixels"]
+
+
+def test_two_selected_layers_get_one_result_each(krita):
+    record = case(krita, "two_layers")
+    assert record["finished"]["outcome"] == "done", record["finished"]
+    assert [item["name"] for item in layers(record["after"])] == ["Background", "A", "A – Starry", "B", "B – Starry"]
+    for name in ("A", "B"):
+        assert layer(record["before"], name)["pixels"] == layer(record["after"], name)["pixels"]
+        assert layer(record["after"], name + " – Starry")["bounds"] == [0, 0, 64, 48]
+    fractions = [f for f in record["fractions"] if f >= 0]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and any(0.5 <= f < 1.0 for f in fractions)
+
+
+@pytest.mark.parametrize("label, words", [
+    ("cmyk", ["CMYKA", "Convert"]),
+    ("missing_style", ["/nonexistent/starry night.png"]),
+    ("no_style", ["Choose a style"]),
+    ("no_layer", ["Select the layer"]),
+    ("no_document", ["Open an image"]),
+    ("bad_setting", ["iterations"]),
+    ("empty_layer", ["Empty"]),
+])
+def test_impossible_requests_are_refused_at_once_with_one_sentence(krita, label, words):
+    record = case(krita, "refusals")[label]
+    assert record["ok"] is False and len(record["messages"]) == 1, record
+    outcome, message = record["messages"][0]
+    assert outcome == "error" and all(word in message for word in words), message
+    assert "\n" not in message and "Traceback" not in message
+    assert record["layers_added"] == 0
 
 
 def test_no_engine_and_no_way_to_start_it_fails_fast_and_clearly(krita):

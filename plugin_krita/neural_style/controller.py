@@ -12,13 +12,13 @@ from PyQt5.QtCore import QObject, pyqtSignal
 
 from krita import Krita
 
-from .pixels import UnsupportedLayer, krita_to_wire, transfer_of, wire_format, wire_to_krita
+from .pixels import UnsupportedLayer, transfer_of, wire_format
 from .progress import overall_fraction, progress_text
 from .region import Rect, job_region, result_layer_name, style_name_from_path
 from .settings import to_options
 from .shared.options import OptionError
 from .shared.protocol import Pixels, StyleRef
-from .worker import Task, start_worker
+from .worker import LayerBytes, Task, start_worker
 
 log = logging.getLogger("neural_style")
 
@@ -53,12 +53,11 @@ def node_rect(node) -> Rect:
     return Rect(bounds.x(), bounds.y(), bounds.width(), bounds.height())
 
 
-def read_layer(node, rect: Rect) -> Pixels:
-    """The layer's pixels in `rect` as a protocol frame; raises UnsupportedLayer."""
-    channels, dtype = wire_format(node.name(), node.colorModel(), node.colorDepth())
-    data = node.pixelData(rect.x, rect.y, rect.width, rect.height)
-    return Pixels(rect.width, rect.height, channels, dtype,
-                  krita_to_wire(data, node.colorModel(), node.colorDepth()), transfer_of(node.colorProfile()))
+def read_layer(node, rect: Rect) -> LayerBytes:
+    """The layer's bytes in `rect` (converted later, by the worker); raises UnsupportedLayer."""
+    wire_format(node.name(), node.colorModel(), node.colorDepth())
+    return LayerBytes(bytes(node.pixelData(rect.x, rect.y, rect.width, rect.height)), rect.width, rect.height,
+                      node.colorModel(), node.colorDepth(), transfer_of(node.colorProfile()))
 
 
 def is_open(document) -> bool:
@@ -68,7 +67,6 @@ def is_open(document) -> bool:
 class _LayerJob:
     def __init__(self, source, result, rect):
         self.source, self.result, self.rect = source, result, rect
-        self.model, self.depth = source.colorModel(), source.colorDepth()
         self.painted = False
 
 
@@ -135,7 +133,7 @@ class Controller(QObject):
             rect = node_rect(node)
             if rect.width <= 0 or rect.height <= 0:
                 raise ApplyError("Layer \"%s\" is empty: there is nothing to save as a style." % node.name())
-            pixels = read_layer(node, rect)
+            pixels = read_layer(node, rect).to_pixels()
         except (ApplyError, UnsupportedLayer) as error:
             self.message.emit(str(error))
             return False
@@ -155,13 +153,12 @@ class Controller(QObject):
         try:
             if self.is_busy():
                 raise ApplyError("A Neural Style job is still running: wait for it or press Cancel.")
-            tasks, jobs = self._prepare(document, nodes, style, settings)
+            options = to_options(settings)
+            tasks, jobs = self._prepare(document, nodes, style)
         except (ApplyError, UnsupportedLayer, OptionError) as error:
-            message = getattr(error, "message", None) or str(error)
-            self.finished.emit("error", message)
+            self.finished.emit("error", getattr(error, "message", None) or str(error))
             return False
-        options = to_options(settings)
-        for job in jobs:
+        for job in jobs:   # only now that every layer could be read: nothing to undo on a refusal
             parent = job.source.parentNode()
             parent.addChildNode(job.result, job.source)
         self._document, self._jobs = document, jobs
@@ -169,13 +166,12 @@ class Controller(QObject):
         self._worker.post("run", (tasks, options))
         return True
 
-    def _prepare(self, document, nodes, style, settings):
+    def _prepare(self, document, nodes, style):
         if document is None:
             raise ApplyError("Open an image first.")
         nodes = [node for node in nodes if node.type() not in MASK_TYPES]
         if not nodes:
             raise ApplyError("Select the layer(s) to stylize in the Layers docker.")
-        to_options(settings)   # raises OptionError early, before any layer is created
         styles = [self._style_ref(style)]
         canvas = Rect(0, 0, document.width(), document.height())
         selection = document.selection()
@@ -213,7 +209,7 @@ class Controller(QObject):
         rect = node_rect(style.node)
         if rect.width <= 0 or rect.height <= 0:
             raise ApplyError("The style layer \"%s\" is empty." % style.node.name())
-        return StyleRef.pixels(read_layer(style.node, rect), name=style.node.name())
+        return StyleRef.pixels(read_layer(style.node, rect).to_pixels(), name=style.node.name())
 
     def cancel(self):
         """Stop the running Apply; result layers keep their last preview (empty ones are removed)."""
@@ -227,27 +223,22 @@ class Controller(QObject):
             self._document = None
             self._worker.cancel()
 
-    def _on_task_event(self, index, key, kind, header, pixels):
+    def _on_task_event(self, index, key, kind, header, data):
         if not self._jobs or key >= len(self._jobs):
             return
         job = self._jobs[key]
         if kind == "progress":
             fraction = overall_fraction(key, len(self._jobs), header.get("iteration"), header.get("iterations"))
             self.progress.emit(fraction, progress_text(job.source.name(), key, len(self._jobs), header))
-        if pixels is not None and kind in ("progress", "result"):
-            self._paint(job, pixels, final=kind == "result")
+        if data is not None and kind in ("progress", "result"):
+            self._paint(job, data, final=kind == "result")
 
-    def _paint(self, job, pixels, final):
+    def _paint(self, job, data, final):
         if not is_open(self._document):
             self._check_document_open()
             return
         rect = job.rect
-        if (pixels.width, pixels.height) != (rect.width, rect.height):
-            log.warning("engine sent %dx%d for a %dx%d region; ignored", pixels.width, pixels.height,
-                        rect.width, rect.height)
-            return
-        job.result.setPixelData(wire_to_krita(pixels.data, job.model, job.depth),
-                                rect.x, rect.y, rect.width, rect.height)
+        job.result.setPixelData(data, rect.x, rect.y, rect.width, rect.height)
         job.painted = True
         self._document.refreshProjection()
         self.layer_painted.emit(job.result, final)

@@ -2,7 +2,8 @@
 
 The protocol wants R, G, B, A order and u8 / u16 / f32 samples. Krita stores integer RGBA as
 B, G, R, A, float RGBA as R, G, B, A, and has a half-float depth the protocol lacks (sent as f32).
-Conversions use slice assignment and struct, so they run at C speed (no per-pixel Python loop).
+Conversions use slice assignment and struct (no per-pixel Python loop); the engine worker runs
+them, off Krita's UI thread.
 """
 
 import struct
@@ -48,18 +49,31 @@ def swap_red_blue(data, sample_size: int) -> bytearray:
     return out
 
 
+# Samples per struct call: bounds the temporary tuple of Python floats, and releases the GIL often
+# enough (the conversion runs in the worker thread) for Krita's UI thread to keep drawing.
+_CHUNK = 1 << 16
+
+
 def half_to_float(data) -> bytes:
-    count = len(data) // 2
-    return array("f", struct.unpack("<%de" % count, data)).tobytes()
+    view = memoryview(bytes(data))
+    out = array("f")
+    for start in range(0, len(view) // 2, _CHUNK):
+        chunk = view[2 * start:2 * (start + _CHUNK)]
+        out.extend(struct.unpack("<%de" % (len(chunk) // 2), chunk))
+    return out.tobytes()
+
+
+def _pack_half(values) -> bytes:
+    try:
+        return struct.pack("<%de" % len(values), *values)
+    except OverflowError:   # half floats end at 65504; the engine sends 0..1, this only guards odd values
+        return struct.pack("<%de" % len(values), *(min(65504.0, max(-65504.0, v)) for v in values))
 
 
 def float_to_half(data) -> bytes:
     values = array("f")
     values.frombytes(bytes(data))
-    try:
-        return struct.pack("<%de" % len(values), *values)
-    except OverflowError:   # half floats end at 65504; the engine sends 0..1, this only guards odd values
-        return struct.pack("<%de" % len(values), *(min(65504.0, max(-65504.0, v)) for v in values))
+    return b"".join(_pack_half(values[start:start + _CHUNK]) for start in range(0, len(values), _CHUNK))
 
 
 def krita_to_wire(data, color_model: str, color_depth: str) -> bytes:

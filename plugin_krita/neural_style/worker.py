@@ -12,19 +12,42 @@ import traceback
 
 from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
+from .pixels import krita_to_wire, wire_format, wire_to_krita
 from .shared.client import EngineLost, EngineUnavailable, ProtocolMismatch
+from .shared.protocol import Pixels
 
 log = logging.getLogger("neural_style")
 
 
 class Task:
-    """One layer to stylize: protocol-ready pixels, mask and style refs (built on the UI thread)."""
+    """One layer to stylize: its Krita bytes, mask and style refs (read on the UI thread)."""
 
-    def __init__(self, key, image, mask, styles):
+    def __init__(self, key, layer, mask, styles):
         self.key = key          # the controller's handle for the result layer
-        self.image = image      # shared.protocol.Pixels
+        self.layer = layer      # LayerBytes
         self.mask = mask        # Pixels (1 channel u8) or None
         self.styles = styles    # [StyleRef]
+
+
+class LayerBytes:
+    """A rectangle of a layer as Krita stores it; the worker converts it to and from the protocol."""
+
+    def __init__(self, data, width, height, color_model, color_depth, transfer):
+        self.data, self.width, self.height = data, width, height
+        self.color_model, self.color_depth, self.transfer = color_model, color_depth, transfer
+
+    def to_pixels(self):
+        channels, dtype = wire_format("", self.color_model, self.color_depth)
+        return Pixels(self.width, self.height, channels, dtype,
+                      krita_to_wire(self.data, self.color_model, self.color_depth), self.transfer)
+
+    def from_pixels(self, pixels):
+        """Krita bytes of an engine image of this rectangle, or None if its size is wrong."""
+        if (pixels.width, pixels.height) != (self.width, self.height):
+            log.warning("the engine sent %dx%d for a %dx%d region; ignored",
+                        pixels.width, pixels.height, self.width, self.height)
+            return None
+        return wire_to_krita(pixels.data, self.color_model, self.color_depth)
 
 
 class EngineWorker(QObject):
@@ -33,7 +56,7 @@ class EngineWorker(QObject):
     style_added = pyqtSignal(object)              # what client.add_style returned
     request_failed = pyqtSignal(str, str)         # request name, message
     task_started = pyqtSignal(int, object)        # task index, key
-    task_event = pyqtSignal(int, object, str, dict, object)  # index, key, event type, header, Pixels|None
+    task_event = pyqtSignal(int, object, str, dict, object)  # index, key, event type, header, Krita bytes|None
     batch_finished = pyqtSignal(str, str)         # "done" | "cancelled" | "error", message
 
     _request = pyqtSignal(str, object)
@@ -127,7 +150,7 @@ class EngineWorker(QObject):
                     self.batch_finished.emit("cancelled", "Cancelled.")
                     return
             self.task_started.emit(index, task.key)
-            job = client.submit(image=task.image, mask=task.mask, styles=task.styles, options=options)
+            job = client.submit(image=task.layer.to_pixels(), mask=task.mask, styles=task.styles, options=options)
             with self._lock:
                 self._job = job
                 cancel_now = self._cancelled
@@ -136,7 +159,8 @@ class EngineWorker(QObject):
             outcome = None
             try:
                 for event in job.events():
-                    self.task_event.emit(index, task.key, event.type, dict(event.header or {}), event.pixels)
+                    data = task.layer.from_pixels(event.pixels) if event.pixels is not None else None
+                    self.task_event.emit(index, task.key, event.type, dict(event.header or {}), data)
                     if event.type in ("result", "error", "cancelled"):
                         outcome = event
             finally:

@@ -343,7 +343,61 @@ def case_library(case, ctl):
     return out
 
 
-CASES = {"library": case_library, "docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
+def case_two_layers(case, ctl):
+    """Apply on two selected layers: one result above each, one after the other."""
+    from neural_style.controller import StyleChoice
+    doc, (background, first, second) = make_document("ns_" + case["name"], "U8", 64, 48, ["A", "B"])
+    before = describe(doc)
+    ok, apply_s, finished, watcher = run_apply(
+        ctl, doc, [first, second], StyleChoice.file(SCENARIO["style_image"], name="Starry"), case)
+    out = {"ok": ok, "finished_in_time": finished, "before": before, "after": describe(doc),
+           "fractions": [f for f, _ in watcher.progress]}
+    out.update(watcher.close())
+    out["fractions"] = [f for f, _ in watcher.progress]
+    doc.setModified(False)
+    return out
+
+
+def case_refusals(case, ctl):
+    """Apply requests the plugin must refuse at once, with one sentence and no layer left behind."""
+    from neural_style.controller import StyleChoice
+    style = StyleChoice.file(SCENARIO["style_image"], name="Starry")
+    app = Krita.instance()
+    out = {}
+
+    def attempt(label, doc, nodes, style_choice, settings=None):
+        messages = []
+
+        def record(outcome, message):
+            messages.append([outcome, message])
+        ctl.finished.connect(record)
+        count = len(doc.topLevelNodes()) if doc is not None else 0
+        ok = ctl.apply(doc, nodes, style_choice, settings or settings_for(case))
+        wait_for(lambda: bool(messages), 2)
+        ctl.finished.disconnect(record)
+        out[label] = {"ok": ok, "messages": messages,
+                      "layers_added": (len(doc.topLevelNodes()) - count) if doc is not None else 0}
+
+    cmyk = app.createDocument(32, 32, "ns_cmyk", "CMYKA", "U8", "", 72.0)
+    cmyk.setBatchmode(True)
+    attempt("cmyk", cmyk, cmyk.topLevelNodes(), style)
+    doc, (background, layer) = make_document("ns_" + case["name"], "U8", 32, 32, ["Paint"])
+    attempt("missing_style", doc, [layer], StyleChoice.file("/nonexistent/starry night.png"))
+    attempt("no_style", doc, [layer], None)
+    attempt("no_layer", doc, [], style)
+    attempt("no_document", None, [], style)
+    from neural_style.settings import Settings
+    attempt("bad_setting", doc, [layer], style, Settings(detail=0))
+    empty = doc.createNode("Empty", "paintlayer")
+    doc.rootNode().addChildNode(empty, layer)
+    attempt("empty_layer", doc, [empty], style)
+    for d in (cmyk, doc):
+        d.setModified(False)
+    cmyk.close()
+    return out
+
+
+CASES = {"two_layers": case_two_layers, "refusals": case_refusals, "library": case_library, "docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
          "cancel": case_cancel, "close_document": case_close_document, "no_engine": case_no_engine}
 
 
