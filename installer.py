@@ -286,10 +286,13 @@ def nvidia_driver(proc_path="/proc/driver/nvidia/version"):
     return None
 
 
-def choose_tensorflow(choice, system=None, driver_probe=nvidia_driver):
+def choose_tensorflow(choice, system=None, driver_probe=nvidia_driver, machine=None):
     """(requirement, reason) for the TensorFlow build to install."""
-    system = system or platform.system()
+    system, machine = system or platform.system(), (machine or platform.machine()).lower()
     cpu = "tensorflow-cpu==%s" % TENSORFLOW_VERSION
+    if system == "Linux" and machine not in ("x86_64", "amd64"):
+        # PyPI has tensorflow-cpu only for x86_64; the plain build for ARM Linux runs on the CPU
+        return "tensorflow==%s" % TENSORFLOW_VERSION, "Linux on %s: TensorFlow's build for it (CPU)" % machine
     if system == "Darwin":
         return "tensorflow==%s" % TENSORFLOW_VERSION, "macOS: TensorFlow's macOS build (it runs on the CPU)"
     if system == "Windows":

@@ -65,11 +65,13 @@ def test_gpu_build_only_with_an_nvidia_driver_on_linux(tmp_path):
     proc.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14\n")
     driver = installer.nvidia_driver(str(proc))
     assert "550.54.14" in driver
-    requirement, reason = installer.choose_tensorflow("auto", "Linux", lambda: driver)
+    requirement, reason = installer.choose_tensorflow("auto", "Linux", lambda: driver, "x86_64")
     assert requirement == "tensorflow[and-cuda]==%s" % installer.TENSORFLOW_VERSION and "550.54.14" in reason
-    requirement, reason = installer.choose_tensorflow("auto", "Linux", lambda: None)
+    requirement, reason = installer.choose_tensorflow("auto", "Linux", lambda: None, "x86_64")
     assert requirement.startswith("tensorflow-cpu==") and "no NVIDIA driver" in reason
-    assert installer.choose_tensorflow("cpu", "Linux", lambda: driver)[0].startswith("tensorflow-cpu==")
+    assert installer.choose_tensorflow("cpu", "Linux", lambda: driver, "x86_64")[0].startswith("tensorflow-cpu==")
+    # PyPI has no tensorflow-cpu for ARM Linux (checked for 2.21.0)
+    assert installer.choose_tensorflow("auto", "Linux", lambda: None, "aarch64")[0].startswith("tensorflow==")
     assert installer.choose_tensorflow("auto", "Darwin", lambda: driver)[0].startswith("tensorflow==")
     assert installer.choose_tensorflow("auto", "Windows", lambda: driver)[0].startswith("tensorflow-cpu==")
     with pytest.raises(installer.InstallError, match="WSL2"):
