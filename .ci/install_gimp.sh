@@ -12,7 +12,8 @@ root="${NEURAL_STYLE_GIMP_ROOT:-/opt/neural-style-ci/trixie-root}"
 major=$(. /etc/os-release && echo "${VERSION_ID:-0}" | cut -d. -f1)
 
 if [ "${major:-0}" -ge 13 ] 2>/dev/null; then
-    if command -v gimp-console-3.0 >/dev/null && python3 -c 'import gi, zmq, msgpack' 2>/dev/null; then
+    # GIMP runs plug-ins with the distribution's Python, whatever python3 is first on PATH.
+    if command -v gimp-console-3.0 >/dev/null && /usr/bin/python3 -c 'import gi, zmq, msgpack' 2>/dev/null; then
         echo "GIMP 3 already installed: $(gimp-console-3.0 --version 2>/dev/null | head -1)"
         exit 0
     fi

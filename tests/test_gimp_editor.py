@@ -44,6 +44,12 @@ def start_engine(endpoint, weights):
     return running_engine(weights=weights, endpoint=endpoint)
 
 
+def add_library_style(endpoint, path, name):
+    from shared.client import Client
+    with Client(endpoint, autostart=False) as client:
+        return client.add_style(path=path, name=name)["id"]
+
+
 @pytest.fixture(scope="module")
 def gimp(fake_weights):
     """Run every case in one GIMP session; yields (results by case name, session info, workspace)."""
@@ -62,6 +68,10 @@ def gimp(fake_weights):
              "args": dict(FAST, **{"style-file": style, "engine-endpoint": dead_endpoint})},
             {"name": "u16", "kind": "plain", "precision": "u16", "args": dict(FAST, **{"style-file": style})},
             {"name": "float", "kind": "plain", "precision": "float", "args": dict(FAST, **{"style-file": style})},
+            {"name": "style-layer", "kind": "plain",
+             "args": dict(FAST, **{"style-source": "layer", "style-layer": "Background"})},
+            {"name": "style-library", "kind": "plain",
+             "args": dict(FAST, **{"style-source": "library", "style-library-id": "(added below)"})},
             {"name": "gray", "kind": "plain", "mode": "gray", "args": dict(FAST, **{"style-file": style})},
             {"name": "indexed", "kind": "plain", "mode": "indexed", "args": dict(FAST, **{"style-file": style})},
             # Interactive runs: the dialog on a private X server, OK pressed by the plug-in's test hook
@@ -76,6 +86,10 @@ def gimp(fake_weights):
         ]
         endpoint = "tcp://127.0.0.1:%d" % free_port()
         with gimp_harness.xvfb() as display, start_engine(endpoint, fake_weights):
+            library_style = add_library_style(endpoint, style, "Starry Test")
+            for item in cases:
+                if item["name"] == "style-library":
+                    item["args"]["style-library-id"] = library_style
             if display is None:
                 cases = [c for c in cases if not c.get("interactive")]
             env = {"NEURAL_STYLE_ENDPOINT": endpoint, "NEURAL_STYLE_GIMP_TEST_AUTO_OK": "2",
@@ -106,7 +120,8 @@ def load(dump, dtype):
 def test_gimp_session_ran_every_case_and_exited_cleanly(gimp):
     by_name, info, _ = gimp
     assert info["exit_code"] == 0, info["output"][-4000:]
-    expected = {"selection", "missing-style", "no-engine", "u16", "float", "gray", "indexed"}
+    expected = {"selection", "missing-style", "no-engine", "u16", "float", "gray", "indexed", "style-layer",
+                "style-library"}
     expected |= {"interactive", "cancel", "remembered"} if info["display"] else set()
     assert info["complete"] and set(by_name) == expected
     print("GIMP session: %.1f s; cases: %s" % (info["seconds"], {
@@ -188,6 +203,22 @@ def test_float_image_gets_a_float_result(gimp):
     assert np.isfinite(result).all()
     assert np.allclose(result[..., 3], 1.0, atol=1e-3)
     assert np.abs(result[..., :3] - source[..., :3]).mean() > 1e-3
+    assert len(np.unique(result[..., :3])) > 256, "the result has only 8-bit levels"
+
+
+def test_style_from_another_layer(gimp):
+    record = case(gimp, "style-layer")
+    assert record["status"] == "success", record["message"]
+    assert record["result"]["name"] == "Photo \u2013 Background"
+    source = load(record["source_before"], np.uint8).astype(np.int32)
+    result = load(record["result_dump"], np.uint8).astype(np.int32)
+    assert np.abs(result[..., :3] - source[..., :3]).mean() > 1.0
+
+
+def test_style_from_the_library_is_named_after_the_entry(gimp):
+    record = case(gimp, "style-library")
+    assert record["status"] == "success", record["message"]
+    assert record["result"]["name"] == "Photo \u2013 Starry Test"
 
 
 def test_grayscale_image_is_converted_for_the_engine_and_back(gimp):

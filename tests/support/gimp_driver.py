@@ -92,6 +92,8 @@ def call(image, drawables, args, run_mode=Gimp.RunMode.NONINTERACTIVE):
     for name, value in args.items():
         if name == "style-file":
             value = Gio.File.new_for_path(value)
+        elif name == "style-layer":      # the name of another layer of the image
+            value = next(layer for layer in image.get_layers() if layer.get_name() == value)
         config.set_property(name, value)
     started = time.monotonic()
     result = procedure.run(config)
