@@ -30,13 +30,15 @@ def as_array(pixels):
 def decode(pixels):
     """Pixels -> (rgb float32 HxWx3 in 0..255 sRGB-encoded, alpha float32 HxW in 0..1 or None)."""
     array = as_array(pixels)
-    scale = SCALE[pixels.dtype]
+    if pixels.dtype == "f32" and pixels.scale == 255.0 and pixels.transfer == "srgb" and pixels.channels >= 3:
+        # The engine's own 0..255 floats, taken as they are: a round trip is exact.
+        rgb = np.clip(np.nan_to_num(array[..., :3].astype(np.float32), nan=0.0), 0.0, 255.0)
+        return _with_alpha(np.ascontiguousarray(rgb), array, pixels)
     color = array[..., :3] if pixels.channels >= 3 else array[..., :1]
     if pixels.dtype == "f32":
-        # Through float64, so that float32 v/255 sent by a NumPy client comes back as exactly v.
-        color = np.nan_to_num(color.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
+        color = np.nan_to_num(color.astype(np.float64) / pixels.scale, nan=0.0, posinf=1.0, neginf=0.0)
     else:
-        color = color.astype(np.float32) / np.float32(scale)
+        color = color.astype(np.float32) / np.float32(SCALE[pixels.dtype])
     if pixels.transfer == "linear":
         color = linear_to_srgb(color)
     else:
@@ -44,11 +46,16 @@ def decode(pixels):
     rgb = (color * 255.0).astype(np.float32)
     if rgb.shape[2] == 1:
         rgb = np.repeat(rgb, 3, axis=2)
+    return _with_alpha(np.ascontiguousarray(rgb, dtype=np.float32), array, pixels)
+
+
+def _with_alpha(rgb, array, pixels):
     alpha = None
     if pixels.channels in (2, 4):
+        scale = pixels.scale if pixels.dtype == "f32" else SCALE[pixels.dtype]
         alpha = array[..., -1].astype(np.float32) / np.float32(scale)
         alpha = np.clip(np.nan_to_num(alpha, nan=0.0), 0.0, 1.0)
-    return np.ascontiguousarray(rgb, dtype=np.float32), alpha
+    return rgb, alpha
 
 
 def _erode(values):
@@ -94,9 +101,7 @@ def encode(rgb, alpha, like, mask=None):
     from shared.protocol import Pixels
 
     rgb = resize_rgb(rgb, like.width, like.height)
-    color = np.clip(rgb, 0.0, 255.0) / np.float32(255.0)
-    if like.dtype == "f32":
-        color = np.clip(rgb, 0.0, 255.0).astype(np.float64) / 255.0   # exact round trip, see decode()
+    color = np.clip(rgb, 0.0, 255.0).astype(np.float64) / 255.0
     if like.transfer == "linear":
         color = srgb_to_linear(color)   # the client sent linear light: send linear back
     channels = like.channels
@@ -114,10 +119,13 @@ def encode(rgb, alpha, like, mask=None):
         color = np.concatenate([color, out_alpha[..., None].astype(np.float32)], axis=2)
     scale = SCALE[like.dtype]
     if like.dtype == "f32":
+        color = color * like.scale
+        if like.scale == 255.0 and like.transfer == "srgb" and channels >= 3:
+            color[..., :3] = np.clip(rgb, 0.0, 255.0)      # exact, see decode()
         data = np.ascontiguousarray(color, dtype=NUMPY_DTYPES["f32"])
     else:
         data = np.rint(np.clip(color, 0.0, 1.0) * np.float32(scale)).astype(NUMPY_DTYPES[like.dtype])
-    return Pixels(like.width, like.height, channels, like.dtype, data.tobytes(), like.transfer)
+    return Pixels(like.width, like.height, channels, like.dtype, data.tobytes(), like.transfer, like.scale)
 
 
 def rgb_uint8(rgb):

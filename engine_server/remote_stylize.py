@@ -1,9 +1,9 @@
 """`python -m engine_server stylize ... --engine [ENDPOINT]`: the same job, run by the background engine.
 
 It gives the same image as the in-process path: the images are loaded and sized exactly as
-cli_stylize does, then sent as float32 frames, which the engine reads back exactly (it divides
-and multiplies by 255 in float64), and the content is sent at the working size, so the engine's
-"result at the sent size" is the working size too.
+cli_stylize does, then sent as float32 frames with scale 255 (the engine's own 0..255 values,
+taken and returned bit for bit); the content is sent at the working size, so the engine's
+"result at the sent size" is the working size too; the alpha channel never leaves this process.
 """
 
 import logging
@@ -21,20 +21,15 @@ from .errors import EngineError, InputError
 log = logging.getLogger(__name__)
 
 
-def _pixels(rgb, alpha=None):
-    """float32 0..255 RGB (+ alpha 0..255) -> f32 Pixels 0..1 (computed in float64: exact on return)."""
-    planes = [np.asarray(rgb, np.float64)]
-    if alpha is not None:
-        planes.append(np.asarray(alpha, np.float64)[..., None])
-    values = np.concatenate(planes, axis=2) / 255.0
-    height, width, channels = values.shape
-    return p.Pixels(width, height, channels, "f32", np.ascontiguousarray(values, dtype="<f4").tobytes())
+def _pixels(rgb):
+    """float32 0..255 RGB -> f32 Pixels with scale 255: the engine takes and returns them bit for bit."""
+    values = np.ascontiguousarray(rgb, dtype="<f4")
+    height, width, _ = values.shape
+    return p.Pixels(width, height, 3, "f32", values.tobytes(), scale=255.0)
 
 
 def _unpack(pixels):
-    values = np.frombuffer(pixels.data, dtype="<f4").reshape(pixels.height, pixels.width, pixels.channels)
-    values = (values.astype(np.float64) * 255.0).astype(np.float32)
-    return values[..., :3], (values[..., 3] if pixels.channels == 4 else None)
+    return np.frombuffer(pixels.data, dtype="<f4").reshape(pixels.height, pixels.width, pixels.channels)[..., :3]
 
 
 def _progress(header):
@@ -68,7 +63,7 @@ def run(args):
     started = time.monotonic()
     client = Client(args.engine or None, weights=getattr(args, "weights", None))
     try:
-        job = client.submit(_pixels(content, alpha), [p.StyleRef.pixels(_pixels(style)) for style in styles],
+        job = client.submit(_pixels(content), [p.StyleRef.pixels(_pixels(style)) for style in styles],
                             sent_options)
         final = None
         for event in job.events():
@@ -90,11 +85,11 @@ def run(args):
     if final is None or final.type != p.RESULT:
         header = final.header if final is not None else {}
         raise EngineError(header.get("code", "cancelled"), header.get("message", "the job was cancelled"))
-    result, result_alpha = _unpack(final.pixels)
+    result = _unpack(final.pixels)
     if args.bits16:
-        save_png(args.output, result, result_alpha, bits=16)
+        save_png(args.output, result, alpha, bits=16)
     else:
-        save_image(args.output, result, result_alpha)
+        save_image(args.output, result, alpha)
     log.info("wrote %s (%dx%d) through the engine in %.1fs", args.output, result.shape[1], result.shape[0],
              time.monotonic() - started)
     if not args.json:

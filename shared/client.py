@@ -118,12 +118,14 @@ class Job:
     def wait(self, timeout: Optional[float] = None) -> Event:
         """Consume events until the final one and return it."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for event in self.events():
-            if event.is_final:
-                return event
+        while not self.done:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("job %s did not end within %g s" % (self.id, timeout))
-        assert self.final is not None
+            event = self.poll(0.25)
+            if event is not None and event.is_final:
+                return event
+        if self.final is None:
+            raise EngineLost("the connection to the engine was closed before job %s ended" % (self.id,))
         return self.final
 
     def cancel(self) -> None:
@@ -172,6 +174,8 @@ class Client:
         self._heartbeat_interval = p.DEFAULT_LIMITS["heartbeat_interval_s"]
         self._last_heard = 0.0
         self._last_sent = 0.0
+        self._last_wait = 0.0          # when a _wait() last returned
+        self._idle_until = 0.0
         self._lost = False
 
     # ----------------------------------------------------------------------------------- life cycle
@@ -432,11 +436,21 @@ class Client:
         if self._socket is None:
             raise EngineLost("the connection to the engine is closed")
         start = time.monotonic()
+        if start - self._last_wait > 1.0:
+            # Nobody was listening for a while: give the engine a full lost_after from now. (While a
+            # caller keeps polling, even with short timeouts, the silence counts from the last message.)
+            self._idle_until = start
+        try:
+            self._wait_loop(done, timeout, start)
+        finally:
+            self._last_wait = time.monotonic()
+
+    def _wait_loop(self, done, timeout: Optional[float], start: float) -> None:
         while not done():
             now = time.monotonic()
             if self._lost:
                 raise EngineLost("the engine on %s stopped answering" % self.endpoint)
-            if now - max(self._last_heard, start) > self.lost_after:
+            if now - max(self._last_heard, self._idle_until) > self.lost_after:
                 self._lose()
                 raise EngineLost("the engine on %s stopped answering (nothing for %g s): it may have crashed"
                                  % (self.endpoint, self.lost_after))

@@ -67,6 +67,7 @@ E_INTERNAL = "internal"
 
 DTYPES = {"u8": 1, "u16": 2, "f32": 4}
 TRANSFERS = ("srgb", "linear")
+F32_SCALES = (1.0, 255.0)
 
 # Options sent in submit.options besides the engine core's table (shared/options.py).
 EXTRA_OPTIONS = (
@@ -113,18 +114,21 @@ class Pixels:
 
     `data` is bytes-like (bytes, bytearray or memoryview) of exactly width*height*channels*size.
     `transfer` is "srgb" (the usual) or "linear" (linear-light float data, e.g. scRGB).
+    `scale` (f32 only) is the value of full intensity: 1.0 (the default) or 255.0 (lets a NumPy
+    client send the engine's own 0..255 floats and get them back bit for bit).
     """
 
-    __slots__ = ("width", "height", "channels", "dtype", "data", "transfer")
+    __slots__ = ("width", "height", "channels", "dtype", "data", "transfer", "scale")
 
     def __init__(self, width: int, height: int, channels: int, dtype: str, data: Any,
-                 transfer: str = "srgb"):
+                 transfer: str = "srgb", scale: float = 1.0):
         self.width = width
         self.height = height
         self.channels = channels
         self.dtype = dtype
         self.data = data
         self.transfer = transfer
+        self.scale = scale
 
     @property
     def expected_bytes(self) -> int:
@@ -135,6 +139,8 @@ class Pixels:
                 "dtype": self.dtype, "frame": frame}
         if self.transfer != "srgb":
             desc["transfer"] = self.transfer
+        if self.scale != 1.0:
+            desc["scale"] = float(self.scale)
         return desc
 
     def __repr__(self) -> str:
@@ -335,7 +341,11 @@ def validate_pixels(desc: Any, frames: FrameSet, field: str, limits: Dict[str, A
         raise ProtocolError(E_INVALID, "%s.transfer must be one of %s, got %r"
                             % (field, ", ".join(TRANSFERS), transfer[:20]), field + ".transfer")
     frame = frames.take(desc.get("frame"), field + ".frame")
-    pixels = Pixels(width, height, count, dtype, frame_bytes(frame), transfer)
+    scale = require(desc, "scale", float, field, optional=True, default=1.0)
+    if scale not in F32_SCALES or (scale != 1.0 and dtype != "f32"):
+        raise ProtocolError(E_INVALID, "%s.scale must be 1 or 255, and only f32 pixels may use 255"
+                            % field, field + ".scale")
+    pixels = Pixels(width, height, count, dtype, frame_bytes(frame), transfer, scale)
     length = frame_length(frame)
     if length != pixels.expected_bytes:
         raise ProtocolError(E_FRAME, "%s: frame %d has %d bytes, but %dx%d pixels x %d channel(s) x %d byte(s) = %d"

@@ -188,15 +188,26 @@ def test_decode_encode_formats():
     assert back.channels == 1 and bytes(back.data) == bytes(gray.data)
 
 
-def test_float_round_trip_is_exact():
+def test_float_round_trip_with_scale_255_is_exact():
     from engine_server import pixels
     from engine_server.remote_stylize import _pixels, _unpack
-    rgb = np.random.default_rng(4).uniform(0, 255, (6, 5, 3)).astype(np.float32)
-    decoded, _ = pixels.decode(_pixels(rgb))
-    assert np.array_equal(decoded, rgb)
+    rgb = np.random.default_rng(4).uniform(0, 255, (60, 50, 3)).astype(np.float32)
     sent = _pixels(rgb)
-    back, _ = _unpack(pixels.encode(decoded, None, sent))
-    assert np.array_equal(back, rgb)
+    assert sent.descriptor(1)["scale"] == 255.0
+    decoded, _ = pixels.decode(sent)
+    assert np.array_equal(decoded, rgb)
+    assert np.array_equal(_unpack(pixels.encode(decoded, None, sent)), rgb)
+    # scale 1 (the default) means 0..1
+    unit = Pixels(50, 60, 3, "f32", (rgb / 255).astype("<f4").tobytes())
+    np.testing.assert_allclose(pixels.decode(unit)[0], rgb, rtol=1e-5)
+
+
+def test_scale_is_only_for_floats():
+    frames = submit_frames()
+    header = p.decode_header(frames[0])
+    header["image"]["scale"] = 255.0
+    error = error_of([p.pack_header(header)] + frames[1:])
+    assert error.field == "image.scale"
 
 
 def test_linear_transfer_round_trip():
