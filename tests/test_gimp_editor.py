@@ -20,6 +20,7 @@ pytestmark = pytest.mark.editor
 GIMP_TIMEOUT_S = 300           # the whole GIMP session: start, plug-in registration, every case
 SELECTION = (16, 20, 24, 20)   # image coordinates (x, y, w, h), inside the 48x40 "Photo" at (8, 12)
 PHOTO_OFFSET = (8, 12)
+HALF_ALPHA_ROW = 18            # "Photo" has alpha 128 from this row (layer coordinates) down
 FAST = {"iterations": 4, "max-size": 64, "preview-interval-s": 0.5}
 
 
@@ -62,27 +63,32 @@ def gimp(fake_weights):
         dead_endpoint = "tcp://127.0.0.1:%d" % free_port()
         cases = [
             {"name": "selection", "kind": "selection", "selection": list(SELECTION),
+             "half_alpha_from_row": HALF_ALPHA_ROW,
              "args": dict(FAST, **{"style-file": style})},
             {"name": "missing-style", "kind": "plain", "args": dict(FAST, **{"style-file": missing})},
             {"name": "no-engine", "kind": "plain",
              "args": dict(FAST, **{"style-file": style, "engine-endpoint": dead_endpoint})},
             {"name": "u16", "kind": "plain", "precision": "u16", "args": dict(FAST, **{"style-file": style})},
-            {"name": "float", "kind": "plain", "precision": "float", "args": dict(FAST, **{"style-file": style})},
+            {"name": "float", "kind": "plain", "precision": "float",
+             "args": dict(FAST, **{"style-file": style})},
             {"name": "style-layer", "kind": "plain",
              "args": dict(FAST, **{"style-source": "layer", "style-layer": "Background"})},
             {"name": "style-library", "kind": "plain",
              "args": dict(FAST, **{"style-source": "library", "style-library-id": "(added below)"})},
             {"name": "gray", "kind": "plain", "mode": "gray", "args": dict(FAST, **{"style-file": style})},
-            {"name": "indexed", "kind": "plain", "mode": "indexed", "args": dict(FAST, **{"style-file": style})},
+            {"name": "indexed", "kind": "plain", "mode": "indexed",
+             "args": dict(FAST, **{"style-file": style})},
             # Interactive runs: the dialog on a private X server, OK pressed by the plug-in's test hook
             # after 2 s. GIMP starts an interactive run from the last successful one's values (none yet
             # for "cancel", whose own arguments count; a cancelled run saves none).
             # Cancel "pressed" in the progress window at the first progress event of layer "Cancel me":
             {"name": "cancel", "kind": "plain", "interactive": True, "layer_name": "Cancel me",
              "args": dict(FAST, **{"style-file": style, "iterations": 3000, "preview-interval-s": 0.0})},
-            {"name": "interactive", "kind": "plain", "interactive": True, "args": dict(FAST, **{"style-file": style})},
+            {"name": "interactive", "kind": "plain", "interactive": True,
+             "args": dict(FAST, **{"style-file": style})},
             # Its arguments name a missing file, but the dialog starts from the last values (style.png):
-            {"name": "remembered", "kind": "plain", "interactive": True, "args": dict(FAST, **{"style-file": missing})},
+            {"name": "remembered", "kind": "plain", "interactive": True,
+             "args": dict(FAST, **{"style-file": missing})},
         ]
         endpoint = "tcp://127.0.0.1:%d" % free_port()
         with gimp_harness.xvfb() as display, start_engine(endpoint, fake_weights):
@@ -96,8 +102,8 @@ def gimp(fake_weights):
                    "NEURAL_STYLE_GIMP_TEST_CANCEL_LAYER": "Cancel me"}
             results, info = workspace.run_driver(cases, env, timeout=GIMP_TIMEOUT_S, display=display)
         by_name = {case["name"]: case for case in (results or {}).get("cases", [])}
-        info.update(missing=missing, dead_endpoint=dead_endpoint, complete=bool(results and results["complete"]),
-                    display=display)
+        info.update(missing=missing, dead_endpoint=dead_endpoint, display=display,
+                    complete=bool(results and results["complete"]))
         yield by_name, info, workspace
     finally:
         workspace.cleanup()
@@ -115,6 +121,11 @@ def case(gimp, name):
 def load(dump, dtype):
     data = np.fromfile(dump["path"], dtype=dtype)
     return data.reshape(dump["height"], dump["width"], 4)
+
+
+def same_file(path_a, path_b):
+    with open(path_a, "rb") as a, open(path_b, "rb") as b:
+        return a.read() == b.read()
 
 
 def test_gimp_session_ran_every_case_and_exited_cleanly(gimp):
@@ -150,15 +161,18 @@ def test_selection_changes_pixels_inside_and_is_transparent_outside(gimp):
     assert (result[~inside][:, 3] == 0).all(), "pixels outside the selection are not transparent"
     margin = 6                                                # past the soft edge (feather 4)
     core = (slice(y + margin, y + h - margin), slice(x + margin, x + w - margin))
-    assert (result[core][..., 3] >= 250).all(), "the inside of the selection is not opaque"
+    source_alpha = source[core][..., 3]
+    assert set(np.unique(source_alpha)) == {128, 255}, "the test layer should be partly transparent here"
+    result_alpha = result[core][..., 3]
+    assert (result_alpha[source_alpha == 255] >= 250).all(), "opaque pixels inside the selection lost alpha"
+    assert (np.abs(result_alpha[source_alpha == 128] - 128) <= 3).all(), "the source's alpha was not kept"
     change = np.abs(result[core][..., :3] - source[core][..., :3]).mean()
     assert change > 1.0, "pixels inside the selection did not change (mean |diff| %.3f)" % change
 
 
 def test_source_layer_is_untouched(gimp):
     record = case(gimp, "selection")
-    with open(record["source_before"]["path"], "rb") as before, open(record["source_after"]["path"], "rb") as after:
-        assert before.read() == after.read()
+    assert same_file(record["source_before"]["path"], record["source_after"]["path"])
 
 
 def test_missing_style_file_is_an_execution_error_naming_the_file(gimp):
@@ -190,8 +204,7 @@ def test_16_bit_image_gets_a_16_bit_result(gimp):
     assert np.abs(result[..., :3] - source[..., :3]).mean() > 257, "the 16-bit result did not change"
     assert len(np.unique(source[..., :3])) > 256, "the test image itself is not 16-bit"
     assert len(np.unique(result[..., :3])) > 256, "the result has only 8-bit levels"
-    with open(record["source_before"]["path"], "rb") as before, open(record["source_after"]["path"], "rb") as after:
-        assert before.read() == after.read()
+    assert same_file(record["source_before"]["path"], record["source_after"]["path"])
 
 
 def test_float_image_gets_a_float_result(gimp):
@@ -254,8 +267,8 @@ def test_cancel_in_the_progress_window_stops_the_engine_job(gimp):
     record = case(gimp, "cancel")
     assert record["status"] == "cancel", record["message"]
     assert record["seconds"] < 60, "cancelling took %.1f s" % record["seconds"]
-    assert len(record["layers"]) == record["layer_count_before"], "no preview arrived, so no layer may stay: %r" % (
-        record["layers"],)
+    assert len(record["layers"]) == record["layer_count_before"], \
+        "no preview arrived, so no layer may stay: %r" % (record["layers"],)
 
 
 def test_interactive_dialog_builds_and_runs(gimp):

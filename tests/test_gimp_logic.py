@@ -7,7 +7,8 @@ import pytest
 
 from shared.options import OPTIONS, defaults
 
-PLUGIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugin_gimp", "neural_style")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLUGIN_DIR = os.path.join(REPO, "plugin_gimp", "neural_style")
 sys.path.insert(0, PLUGIN_DIR)
 
 import gimp_arguments as arguments  # noqa: E402

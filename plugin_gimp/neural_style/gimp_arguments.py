@@ -130,7 +130,7 @@ def _list_value(option, text: str):
 
 
 def job_options(values: dict) -> dict:
-    """Procedure argument values (by argument name) -> the job's options map, checked with the option table."""
+    """Argument values (by argument name) -> the job's options map, checked with the option table."""
     options = {}
     for option in OPTIONS:
         if option.name in NOT_ARGUMENTS:

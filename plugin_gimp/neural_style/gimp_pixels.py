@@ -54,7 +54,8 @@ def layer_image_type(base_type_name: str) -> str:
         return "RGBA_IMAGE"
     if name == "GRAY":
         return "GRAYA_IMAGE"
-    raise ValueError("indexed images are not supported: convert the image with Image \u25b8 Mode \u25b8 RGB first")
+    raise ValueError("indexed images are not supported: "
+                     "convert the image with Image \u25b8 Mode \u25b8 RGB first")
 
 
 def check_frame(width: int, height: int, fmt: PixelFormat, data: bytes, what: str = "pixels") -> None:

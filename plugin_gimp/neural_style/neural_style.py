@@ -55,7 +55,8 @@ def _add_argument(procedure, arg):
             choice.add(nick, index, label, "")
         procedure.add_choice_argument(arg.name, arg.label, arg.help, choice, arg.default, flags)
     elif arg.kind == "file":
-        procedure.add_file_argument(arg.name, arg.label, arg.help, Gimp.FileChooserAction.ANY, True, None, flags)
+        procedure.add_file_argument(arg.name, arg.label, arg.help, Gimp.FileChooserAction.ANY, True, None,
+                                    flags)
     elif arg.kind == "layer":
         procedure.add_layer_argument(arg.name, arg.label, arg.help, True, flags)
     elif arg.kind == "string":

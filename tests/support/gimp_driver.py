@@ -23,8 +23,8 @@ from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 PROCEDURE = "python-fu-neural-style"
 
 
-def pattern(width, height, seed):
-    """u8 RGBA test content: gradients plus an 8 px checker, fully opaque."""
+def pattern(width, height, seed, half_alpha_from_row=None):
+    """u8 RGBA test content: gradients plus an 8 px checker; opaque, or alpha 128 from a row on."""
     data = bytearray(width * height * 4)
     i = 0
     for y in range(height):
@@ -32,7 +32,7 @@ def pattern(width, height, seed):
             data[i] = (x * 255 // max(width - 1, 1) + seed) % 256
             data[i + 1] = (y * 255 // max(height - 1, 1) + 2 * seed) % 256
             data[i + 2] = 200 if (x // 8 + y // 8) % 2 else 40
-            data[i + 3] = 255
+            data[i + 3] = 128 if half_alpha_from_row is not None and y >= half_alpha_from_row else 255
             i += 4
     return bytes(data)
 
@@ -49,13 +49,14 @@ def deep_pattern(width, height, seed, precision):
     return "R'G'B'A float", values.tobytes()
 
 
-def add_layer(image, name, width, height, offsets, seed, precision="u8", position=0):
-    layer = Gimp.Layer.new(image, name, width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-    image.insert_layer(layer, None, position)
+def add_layer(image, name, width, height, offsets, seed, precision="u8", half_alpha_from_row=None):
+    layer = Gimp.Layer.new(image, name, width, height, Gimp.ImageType.RGBA_IMAGE, 100.0,
+                           Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
     layer.set_offsets(*offsets)
     buffer = layer.get_buffer()
     if precision == "u8":
-        babl, data = "R'G'B'A u8", pattern(width, height, seed)
+        babl, data = "R'G'B'A u8", pattern(width, height, seed, half_alpha_from_row)
     else:
         babl, data = deep_pattern(width, height, seed, precision)
     buffer.set(Gegl.Rectangle.new(0, 0, width, height), babl, data)
@@ -123,14 +124,17 @@ def run_case(case, out_dir):
     record["babl"] = babl
     add_layer(image, "Background", 64, 64, (0, 0), seed=0)
     if kind == "selection":
-        source = add_layer(image, "Photo", 48, 40, (8, 12), seed=50)
+        source = add_layer(image, "Photo", 48, 40, (8, 12), seed=50,
+                           half_alpha_from_row=case.get("half_alpha_from_row"))
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["selection"])
     else:
-        source = add_layer(image, case.get("layer_name", "Photo"), 64, 64, (0, 0), seed=50, precision=precision)
+        source = add_layer(image, case.get("layer_name", "Photo"), 64, 64, (0, 0), seed=50,
+                           precision=precision)
     if case.get("mode") == "gray":
         image.convert_grayscale()
     elif case.get("mode") == "indexed":
-        image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16, False, False, "")
+        image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16,
+                              False, False, "")
     record["base_type"] = image.get_base_type().value_nick
     record["precision_before"] = image.get_precision().value_nick
     record["source_before"] = dump(source, babl, "%s/%s-source-before.raw" % (out_dir, name))

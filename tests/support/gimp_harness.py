@@ -96,8 +96,8 @@ class GimpWorkspace:
         started = time.monotonic()
         log_path = os.path.join(self.path, "gimp.log")
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 code = process.wait(timeout=timeout + 30)
             except subprocess.TimeoutExpired:
