@@ -78,6 +78,18 @@ def test_bad_settings_name_the_field(plugin, settings, field):
     assert raised.value.field == field
 
 
+@pytest.mark.parametrize("settings, text", [
+    ({"detail": 0}, "Detail (iterations) must be between 1 and 10000, got 0"),
+    ({"resolution_cap": 8}, "Resolution cap must be between 16 and 16384, got 8"),
+    ({"advanced": {"tv_weight": -1.0}}, "Advanced ▸ tv weight must be between"),
+    ({"feather": 999}, "Advanced ▸ selection soft edge must be between 0 and 256"),
+])
+def test_option_errors_use_the_dockers_labels(plugin, settings, text):
+    with pytest.raises(plugin.options.OptionError) as raised:
+        plugin.settings.to_options(plugin.settings.Settings(**settings))
+    assert plugin.settings.option_error_text(raised.value).startswith(text)
+
+
 def test_options_round_trip_and_json(plugin):
     s = plugin.settings
     original = s.Settings(strength=80, detail=50, resolution_cap=256, preserve_colors=True, style_scale=2.0,

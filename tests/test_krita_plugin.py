@@ -60,6 +60,7 @@ def krita(fake_weights):
             dict(FAST, name="u16", kind="depth", depth="U16", style_from_layer=True),
             dict(FAST, name="f16", kind="depth", depth="F16"),
             dict(FAST, name="f32", kind="depth", depth="F32"),
+            dict(FAST, name="gray", kind="depth", depth="U8", model="GRAYA"),
             dict(LONG, name="cancel", kind="cancel"),
             dict(LONG, name="close_document", kind="close_document"),
             dict(FAST, name="docker", kind="docker_apply"),
@@ -197,6 +198,21 @@ def test_16_bit_and_float_documents(krita, name, depth, min_change):
         assert len(levels) > 256, "the 16-bit result has only %d levels" % len(levels)
 
 
+def test_grayscale_document_gets_a_grayscale_result(krita):
+    record = case(krita, "gray")
+    assert record["ok"] and record["finished"]["outcome"] == "done", record["finished"]
+    after = record["after"]
+    result_item = layers(after)[-1]
+    assert result_item["name"] == "Paint – Starry"
+    assert (result_item["depth"], result_item["model"]) == ("U8", "GRAYA")
+    assert layer(record["before"], "Paint")["pixels"] == layer(after, "Paint")["pixels"]
+    size = (after["height"], after["width"], 2)
+    source = np.frombuffer(base64.b64decode(layer(after, "Paint")["pixels"]), np.uint8).reshape(size).astype(int)
+    result = np.frombuffer(base64.b64decode(result_item["pixels"]), np.uint8).reshape(size).astype(int)
+    assert np.abs(result[..., 1] - source[..., 1]).max() <= 1, "alpha was not kept"
+    assert np.abs(result[..., 0] - source[..., 0]).mean() > 1.0, "the gray result did not change"
+
+
 def test_cancel_mid_job_leaves_a_consistent_document_and_an_idle_engine(krita):
     record = case(krita, "cancel")
     assert record["ok"] and record["got_preview"]
@@ -261,7 +277,7 @@ def test_two_selected_layers_get_one_result_each(krita):
     ("no_style", ["Choose a style"]),
     ("no_layer", ["Select the layer"]),
     ("no_document", ["Open an image"]),
-    ("bad_setting", ["iterations"]),
+    ("bad_setting", ["Detail (iterations) must be between 1 and"]),
     ("empty_layer", ["Empty"]),
 ])
 def test_impossible_requests_are_refused_at_once_with_one_sentence(krita, label, words):

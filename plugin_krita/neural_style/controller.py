@@ -15,7 +15,7 @@ from krita import Krita
 from .pixels import UnsupportedLayer, transfer_of, wire_format
 from .progress import overall_fraction, progress_text
 from .region import Rect, job_region, result_layer_name, style_name_from_path
-from .settings import to_options
+from .settings import option_error_text, to_options
 from .shared.options import OptionError
 from .shared.protocol import Pixels, StyleRef
 from .worker import LayerBytes, Task, start_worker
@@ -155,8 +155,11 @@ class Controller(QObject):
                 raise ApplyError("A Neural Style job is still running: wait for it or press Cancel.")
             options = to_options(settings)
             tasks, jobs = self._prepare(document, nodes, style)
-        except (ApplyError, UnsupportedLayer, OptionError) as error:
-            self.finished.emit("error", getattr(error, "message", None) or str(error))
+        except OptionError as error:
+            self.finished.emit("error", option_error_text(error))
+            return False
+        except (ApplyError, UnsupportedLayer) as error:
+            self.finished.emit("error", str(error))
             return False
         for job in jobs:   # only now that every layer could be read: nothing to undo on a refusal
             parent = job.source.parentNode()

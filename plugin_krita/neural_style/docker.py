@@ -76,6 +76,7 @@ class NeuralStyleDocker(DockWidget):
         self.controller = controller()
         self._layers = []
         self._advanced = {}
+        self._shown_once = False
         root = QWidget(self)
         layout = QVBoxLayout(root)
 
@@ -330,6 +331,13 @@ class NeuralStyleDocker(DockWidget):
         self.apply_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.status.setText(message)
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        if not self._shown_once:   # the first time the artist opens the docker: fill the library
+            self._shown_once = True
+            if self.source_combo.currentIndex() == 0:
+                self.controller.refresh_styles()
 
     def canvasChanged(self, canvas):
         pass

@@ -79,6 +79,19 @@ def from_options(options: dict) -> Settings:
     )
 
 
+# How the docker labels the options an OptionError names (its field is "options.<name>").
+LABELS = {"style_weight": "Strength", "iterations": "Detail (iterations)", "max_size": "Resolution cap",
+          "preserve_colors": "Preserve colors", "style_scale": "Style scale",
+          "preview_interval_s": "Advanced ▸ preview every", "feather": "Advanced ▸ selection soft edge"}
+
+
+def option_error_text(error) -> str:
+    """An OptionError as the artist sees it: the control's label instead of the protocol field."""
+    name = error.field.split(".", 1)[1] if error.field.startswith("options.") else error.field
+    label = LABELS.get(name, "Advanced ▸ " + name.replace("_", " "))
+    return error.message.replace(error.field, label, 1)
+
+
 def to_json(settings: Settings) -> str:
     return json.dumps(asdict(settings), sort_keys=True)
 

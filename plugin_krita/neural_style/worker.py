@@ -55,7 +55,6 @@ class EngineWorker(QObject):
     styles_listed = pyqtSignal(list)              # [dict] from client.list_styles()
     style_added = pyqtSignal(object)              # what client.add_style returned
     request_failed = pyqtSignal(str, str)         # request name, message
-    task_started = pyqtSignal(int, object)        # task index, key
     task_event = pyqtSignal(int, object, str, dict, object)  # index, key, event type, header, Krita bytes|None
     batch_finished = pyqtSignal(str, str)         # "done" | "cancelled" | "error", message
 
@@ -149,7 +148,6 @@ class EngineWorker(QObject):
                 if self._cancelled:
                     self.batch_finished.emit("cancelled", "Cancelled.")
                     return
-            self.task_started.emit(index, task.key)
             job = client.submit(image=task.layer.to_pixels(), mask=task.mask, styles=task.styles, options=options)
             with self._lock:
                 self._job = job

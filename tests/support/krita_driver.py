@@ -62,8 +62,8 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def pattern(width, height, depth, alpha_band=None):
-    """A smooth RGBA test pattern in Krita's layout for `depth` (BGRA for integers, RGBA floats)."""
+def pattern(width, height, depth, alpha_band=None, model="RGBA"):
+    """A smooth test pattern in Krita's layout for `depth` (BGRA for integers, RGBA floats; GA gray)."""
     import struct
     values = []
     for y in range(height):
@@ -71,6 +71,8 @@ def pattern(width, height, depth, alpha_band=None):
             r, g, b = x / (width - 1), y / (height - 1), ((x * 7 + y * 3) % 32) / 31.0
             a = 0.5 if alpha_band and alpha_band[0] <= x < alpha_band[1] else 1.0
             values.append((r, g, b, a))
+    if model == "GRAYA":
+        return bytes(int(round(v * 255)) for r, g, b, a in values for v in ((r + g + b) / 3, a))
     if depth == "U8":
         return bytes(int(round(v * 255)) for r, g, b, a in values for v in (b, g, r, a))
     if depth == "U16":
@@ -137,17 +139,17 @@ def engine_status():
         client.close()
 
 
-def make_document(name, depth, width, height, layers):
+def make_document(name, depth, width, height, layers, model="RGBA"):
     app = Krita.instance()
-    doc = app.createDocument(width, height, name, "RGBA", depth, "", 72.0)
+    doc = app.createDocument(width, height, name, model, depth, "", 72.0)
     doc.setBatchmode(True)
     background = doc.topLevelNodes()[0]
-    background.setPixelData(pattern(width, height, depth), 0, 0, width, height)
+    background.setPixelData(pattern(width, height, depth, model=model), 0, 0, width, height)
     nodes = [background]
     for layer_name in layers:
         node = doc.createNode(layer_name, "paintlayer")
         doc.rootNode().addChildNode(node, nodes[-1])
-        node.setPixelData(pattern(width, height, depth, alpha_band=(0, width // 4)), 0, 0, width, height)
+        node.setPixelData(pattern(width, height, depth, alpha_band=(0, width // 4), model=model), 0, 0, width, height)
         nodes.append(node)
     doc.refreshProjection()
     doc.waitForDone()
@@ -216,7 +218,8 @@ def case_selection_rgba(case, ctl):
 
 def case_depth(case, ctl):
     from neural_style.controller import StyleChoice
-    doc, (background, layer) = make_document("ns_" + case["depth"], case["depth"], 64, 64, ["Paint"])
+    doc, (background, layer) = make_document("ns_" + case["name"], case["depth"], 64, 64, ["Paint"],
+                                             model=case.get("model", "RGBA"))
     if case.get("style_from_layer"):
         other = [d for d in Krita.instance().documents() if d.name() == "ns_rgba"]
         style = StyleChoice.layer(other[0].topLevelNodes()[0]) if other else None
