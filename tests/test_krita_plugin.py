@@ -35,6 +35,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def engine_status(endpoint):
+    """The engine's status report, asked right after Krita exited (None if it did not answer)."""
+    from shared.client import Client, ClientError
+    client = Client(endpoint=endpoint, autostart=False)
+    try:
+        client.connect()
+        return client.status()
+    except ClientError as error:
+        return {"error": str(error)}
+    finally:
+        client.close()
+
+
 def krita_or_skip():
     if krita_session.krita_tools() is None:
         reason = "Krita, xvfb-run or timeout is not installed (run .ci/install_krita.sh)"
@@ -69,10 +82,11 @@ def krita(fake_weights):
             {"name": "refusals", "kind": "refusals"},
             {"name": "no_engine", "kind": "no_engine", "endpoint": dead_endpoint},
         ]
+        scenario = {"endpoint": endpoint, "style_image": style, "cases": cases, "quit_mid_job": LONG}
         with running_engine(weights=fake_weights, endpoint=endpoint):
-            results, details = krita_session.run_krita(
-                os.path.join(root, "profile"), {"endpoint": endpoint, "style_image": style, "cases": cases},
-                timeout_s=KRITA_TIMEOUT_S)
+            results, details = krita_session.run_krita(os.path.join(root, "profile"), scenario,
+                                                       timeout_s=KRITA_TIMEOUT_S)
+            details["engine_after_quit"] = engine_status(endpoint)
         details.update(dead_endpoint=dead_endpoint, results=results)
         yield (results or {}).get("cases", {}), details
     finally:
@@ -235,6 +249,16 @@ def test_closing_the_document_mid_job_cancels_it(krita):
     assert record["stop_to_finished_s"] < 5.0, record["stop_to_finished_s"]
     status = record["engine_status"]
     assert status.get("running") is None and status["queued"] == 0, status
+
+
+def test_quitting_krita_mid_job_cancels_it_and_stops_the_worker(krita):
+    _, details = krita
+    record = (details["results"] or {}).get("quit_mid_job")
+    assert record and record["ok"] and record["got_preview"] and record["busy"], record
+    assert details["exit_code"] == 0, krita_session.log_tail(details)
+    assert "engine worker stopped" in details["plugin_log"], details["plugin_log"]
+    status = details["engine_after_quit"]
+    assert "error" not in status and status.get("running") is None and status["queued"] == 0, status
 
 
 def test_docker_controls_and_apply_button(krita):

@@ -424,9 +424,24 @@ def run_all():
         doc.setModified(False)
         doc.close()
     wait_for(lambda: False, 0.5)
+    if SCENARIO.get("quit_mid_job"):
+        quit_mid_job(ctl, SCENARIO["quit_mid_job"])
     RESULTS["finished"] = True
     save_results()
     app.action("file_quit").trigger()
+
+
+def quit_mid_job(ctl, case):
+    """Leave a job running and quit Krita: the plugin must cancel it (pytest then asks the engine)."""
+    from neural_style.controller import StyleChoice
+    doc, (background, layer) = make_document("ns_quit", "U8", 64, 64, ["Paint"])
+    watcher = JobWatcher(ctl, doc)
+    ok = ctl.apply(doc, [layer], StyleChoice.file(SCENARIO["style_image"], name="Starry"), settings_for(case))
+    got_preview = wait_for(lambda: watcher.paints or watcher.outcome, 120)
+    RESULTS["quit_mid_job"] = {"ok": ok, "got_preview": bool(got_preview), "busy": ctl.is_busy(),
+                               "outcome": watcher.outcome}
+    watcher.close()
+    doc.setModified(False)
 
 
 class TestDriver(Extension):
