@@ -22,6 +22,7 @@ SELECTION = (16, 20, 24, 20)   # image coordinates (x, y, w, h), inside the 48x4
 PHOTO_OFFSET = (8, 12)
 HALF_ALPHA_ROW = 18            # "Photo" has alpha 128 from this row (layer coordinates) down
 FAST = {"iterations": 4, "max-size": 64, "preview-interval-s": 0.5}
+PREVIEWS = {"preview-interval-s": 0.01}    # a preview nearly every iteration
 
 
 def free_port() -> int:
@@ -64,7 +65,8 @@ def gimp(fake_weights):
         cases = [
             {"name": "selection", "kind": "selection", "selection": list(SELECTION),
              "half_alpha_from_row": HALF_ALPHA_ROW,
-             "args": dict(FAST, **{"style-file": style})},
+             "args": dict(FAST, **PREVIEWS, **{"style-file": style})},
+            {"name": "two-layers", "kind": "two-layers", "args": dict(FAST, **{"style-file": style})},
             {"name": "missing-style", "kind": "plain", "args": dict(FAST, **{"style-file": missing})},
             {"name": "no-engine", "kind": "plain",
              "args": dict(FAST, **{"style-file": style, "engine-endpoint": dead_endpoint})},
@@ -131,8 +133,8 @@ def same_file(path_a, path_b):
 def test_gimp_session_ran_every_case_and_exited_cleanly(gimp):
     by_name, info, _ = gimp
     assert info["exit_code"] == 0, info["output"][-4000:]
-    expected = {"selection", "missing-style", "no-engine", "u16", "float", "gray", "indexed", "style-layer",
-                "style-library"}
+    expected = {"selection", "two-layers", "missing-style", "no-engine", "u16", "float", "gray", "indexed",
+                "style-layer", "style-library"}
     expected |= {"interactive", "cancel", "remembered"} if info["display"] else set()
     assert info["complete"] and set(by_name) == expected
     print("GIMP session: %.1f s; cases: %s" % (info["seconds"], {
@@ -167,7 +169,27 @@ def test_selection_changes_pixels_inside_and_is_transparent_outside(gimp):
     assert (result_alpha[source_alpha == 255] >= 250).all(), "opaque pixels inside the selection lost alpha"
     assert (np.abs(result_alpha[source_alpha == 128] - 128) <= 3).all(), "the source's alpha was not kept"
     change = np.abs(result[core][..., :3] - source[core][..., :3]).mean()
+    print("mean |RGB change| inside the selection: %.2f of 255" % change)
     assert change > 1.0, "pixels inside the selection did not change (mean |diff| %.3f)" % change
+
+
+def test_previews_were_painted_before_the_result(gimp):
+    case(gimp, "selection")
+    _, _, workspace = gimp
+    log_path = os.path.join(workspace.path, "state", "neural-style", "gimp-plugin.log")
+    with open(log_path, encoding="utf-8") as f:
+        lines = [line for line in f if "stylized 'Photo' (48x40 u8)" in line]
+    assert lines, "the plug-in log has no line for the selection case"
+    previews = int(lines[0].rsplit(",", 1)[1].split()[0])
+    print(lines[0].strip())
+    assert previews >= 1, lines[0]
+
+
+def test_every_selected_layer_gets_its_own_result_above_it(gimp):
+    record = case(gimp, "two-layers")
+    assert record["status"] == "success", record["message"]
+    names = [layer["name"] for layer in record["layers"]]
+    assert names == ["Photo \u2013 style", "Photo", "Second \u2013 style", "Second", "Background"]
 
 
 def test_source_layer_is_untouched(gimp):

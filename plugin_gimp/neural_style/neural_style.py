@@ -290,6 +290,7 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
                         mask=protocol.Pixels(width, height, 1, "u8", mask) if mask is not None else None)
     cancel_sent = False
     painted = False
+    previews = 0
     try:
         for event in job.events():
             if event.type == "progress":
@@ -302,10 +303,11 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
                 if event.pixels is not None:
                     paint(result_layer, event.pixels)
                     painted = True
+                    previews += 1
             elif event.type == "result":
                 paint(result_layer, event.pixels)
-                _log().info("stylized '%s' (%dx%d %s) in %.1f s", layer.get_name(), width, height, dtype,
-                            time.monotonic() - started)
+                _log().info("stylized '%s' (%dx%d %s) in %.1f s, %d preview(s)", layer.get_name(), width,
+                            height, dtype, time.monotonic() - started, previews)
                 return True
             elif event.type == "error":
                 raise UserError(str(event.header.get("message") or "the engine reported an error"))

@@ -123,6 +123,9 @@ def run_case(case, out_dir):
     babl = {"u8": "R'G'B'A u8", "u16": "R'G'B'A u16", "float": "R'G'B'A float"}[precision]
     record["babl"] = babl
     add_layer(image, "Background", 64, 64, (0, 0), seed=0)
+    second = None
+    if kind == "two-layers":
+        second = add_layer(image, "Second", 64, 64, (0, 0), seed=90)
     if kind == "selection":
         source = add_layer(image, "Photo", 48, 40, (8, 12), seed=50,
                            half_alpha_from_row=case.get("half_alpha_from_row"))
@@ -140,7 +143,7 @@ def run_case(case, out_dir):
     record["source_before"] = dump(source, babl, "%s/%s-source-before.raw" % (out_dir, name))
     count_before = len(image.get_layers())
     run_mode = Gimp.RunMode.INTERACTIVE if case.get("interactive") else Gimp.RunMode.NONINTERACTIVE
-    status, message, elapsed = call(image, [source], args, run_mode)
+    status, message, elapsed = call(image, [source] + ([second] if second else []), args, run_mode)
     record.update(status=status, message=message, seconds=round(elapsed, 2))
     layers = image.get_layers()
     record["layers"] = [describe(layer) for layer in layers]
