@@ -31,7 +31,7 @@ from engine_server.images import load_rgb  # noqa: E402
 from engine_server.library import StyleLibrary  # noqa: E402
 from engine_server.model import VGG19Features  # noqa: E402
 from engine_server.stylize import StyleInput, stylize  # noqa: E402
-from shared.options import defaults  # noqa: E402
+from shared.options import defaults, keras_layer_name  # noqa: E402
 from shared.paths import weights_path  # noqa: E402
 
 IMAGES = "/work/shared/data/images"
@@ -97,6 +97,41 @@ def bench_size(model, content, style_pixels, size, scales, repeats, folder):
     return list(cases.items()), record_bytes
 
 
+def bench_style_targets(model, style_pixels, sides, repeats, folder):
+    """What the cache replaces, without the rest of stylize(): the five style Grams of a style image
+    at a given size, computed (one VGG-19 pass) vs taken from the cache (memory, disk)."""
+    from engine_server.images import fit_size, resize
+    from engine_server.losses import gram
+    layers = [keras_layer_name(name) for name in defaults()["style_layers"]]
+    library = StyleLibrary(os.path.join(folder, "targets"))
+    style_id = library.add_image(style_pixels, "targets").id
+    rows = []
+    for side in sides:
+        size = fit_size(style_pixels.shape[:2], side)
+        image = resize(style_pixels.astype(np.float32), size)
+        model.features(image, layers)                                   # warm-up
+        computed, memory, disk = [], [], []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            features = model.features(image, layers)
+            grams = {name: gram(features[name]).numpy() for name in layers}
+            computed.append(time.perf_counter() - started)
+        for name in layers:
+            library.gram_cache.put(style_id, size, name, "max", grams[name])
+        library.gram_cache.flush()
+        for _ in range(repeats):
+            started = time.perf_counter()
+            assert all(library.gram_cache.get(style_id, size, name, "max") is not None for name in layers)
+            memory.append(time.perf_counter() - started)
+            fresh = StyleLibrary(library.folder)
+            started = time.perf_counter()
+            assert all(fresh.gram_cache.get(style_id, size, name, "max") is not None for name in layers)
+            disk.append(time.perf_counter() - started)
+        rows.append(("%dx%d" % (size[1], size[0]), median(computed), median(disk), median(memory),
+                     os.path.getsize(library.path_of(style_id)) / 1e6))
+    return rows
+
+
 def bench_operations(style_pixels, folder, repeats):
     library = StyleLibrary(os.path.join(folder, "ops"))
     adds = []
@@ -137,6 +172,9 @@ def main(argv=None):
     parser.add_argument("--scales", default="0,1", help="scales values (0 = automatic), comma-separated")
     parser.add_argument("--style-side", type=int, default=512, help="longest side of the style image added")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--target-sides", default="256,512,1024",
+                        help="style sizes for the Gram-targets table, comma-separated")
+    parser.add_argument("--skip-first-iteration", action="store_true", help="only the Gram-targets and operations tables")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -155,7 +193,7 @@ def main(argv=None):
                  os.path.basename(args.style), style.shape[1], style.shape[0], args.repeats))
         print("| max_size | scales | case | submit -> first iteration (s) | VGG-19 passes |")
         print("| ---: | ---: | --- | ---: | ---: |")
-        for size in (int(s) for s in args.sizes.split(",")):
+        for size in ([] if args.skip_first_iteration else (int(s) for s in args.sizes.split(","))):
             for scales in (int(s) for s in args.scales.split(",")):
                 rows, record_bytes = bench_size(model, content, style, size, scales, args.repeats, scratch)
                 for name, samples in rows:
@@ -164,6 +202,12 @@ def main(argv=None):
                 print("| %d | %s | style record with its Grams | %.1f MB | |"
                       % (size, scales or "auto", record_bytes / 1e6))
                 sys.stdout.flush()
+        print("\n| style size | 5 Grams computed (VGG-19 pass) s | cached, from disk s | cached, in memory s "
+              "| record size after MB |")
+        print("| ---: | ---: | ---: | ---: | ---: |")
+        for row in bench_style_targets(model, style, [int(s) for s in args.target_sides.split(",")],
+                                       args.repeats, scratch):
+            print("| %s | %.3f | %.3f | %.4f | %.1f |" % row)
         print("\n| library operation | seconds |")
         print("| --- | ---: |")
         for name, seconds in bench_operations(style, scratch, args.repeats):

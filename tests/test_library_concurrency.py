@@ -115,3 +115,36 @@ def test_two_processes_adding_and_caching_at_once_all_land(tmp_path):
     assert names == sorted(["shared"] + ["process %d style %d" % (who, n) for who in (1, 2) for n in range(4)])
     grams = records.read_one(library.path_of(shared.id)).grams
     assert sorted((key[1], key[2]) for key in grams) == [(who, n) for who in (1, 2) for n in (1, 2, 3, 4, 99)]
+
+
+def test_lock_directory_fallback_serializes_writers(tmp_path, monkeypatch):
+    """Where neither fcntl nor msvcrt exists, a lock directory does the job."""
+    from engine_server import library_files
+    monkeypatch.setattr(library_files, "fcntl", None)
+    monkeypatch.setattr(library_files, "msvcrt", None)
+    library = StyleLibrary(str(tmp_path))
+    style = library.add_image(style_pixels(1), "shared")
+
+    def change(index):
+        client = StyleLibrary(library.folder)
+        client.gram_cache.put(style.id, (index + 1, 1), "block1_conv1", "max", np.zeros((2, 2), np.float32))
+        client.gram_cache.flush()
+    run_threads(5, change)
+    assert sorted(key[1] for key in records.read_one(library.path_of(style.id)).grams) == [1, 2, 3, 4, 5]
+    assert not os.path.exists(os.path.join(library.folder, ".lock.d"))
+
+
+def test_a_busy_library_is_a_clear_error(tmp_path):
+    from engine_server import library_files
+    from engine_server.library import LibraryError
+    library = StyleLibrary(str(tmp_path), lock_timeout_s=0.2)
+    style = library.add_image(style_pixels(1), "one")
+    with library_files.FolderLock(library.folder):
+        started = time.monotonic()
+        try:
+            library.rename(style.id, "two")
+            raise AssertionError("rename went through a held lock")
+        except LibraryError as error:
+            assert error.code == "library_busy" and library.folder in error.message
+        assert time.monotonic() - started < 5
+    assert library.rename(style.id, "two").name == "two"

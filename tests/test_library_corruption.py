@@ -3,6 +3,7 @@
 import logging
 import os
 import struct
+import time
 import zlib
 
 import numpy as np
@@ -69,6 +70,16 @@ def test_stray_files_in_the_folder_are_ignored(tmp_path):
     (tmp_path / "NOT-AN-ID.tfrecord").write_bytes(b"x")
     (tmp_path / ".tmp-123-abc.tfrecord").write_bytes(b"half written")
     assert [info.id for info in StyleLibrary(str(tmp_path)).list()] == [infos[0].id]
+
+
+def test_temp_files_left_by_a_crash_are_cleared_by_the_next_writer(tmp_path):
+    library, infos = make_library(tmp_path, 1)
+    old, fresh = tmp_path / ".tmp-aaaa-x.tfrecord", tmp_path / ".tmp-bbbb-y.tfrecord"
+    old.write_bytes(b"left by a crash")
+    fresh.write_bytes(b"being written right now")
+    os.utime(str(old), (time.time() - 7200, time.time() - 7200))
+    library.rename(infos[0].id, "renamed")
+    assert not old.exists() and fresh.exists()
 
 
 def test_a_crash_mid_write_leaves_the_old_style(tmp_path, monkeypatch):
