@@ -53,9 +53,10 @@ def add_library_style(endpoint, path, name):
 
 
 @pytest.fixture(scope="module")
-def gimp(fake_weights):
+def gimp(request):
     """Run every case in one GIMP session; yields (results by case name, session info, workspace)."""
     gimp_or_skip()
+    fake_weights = request.getfixturevalue("fake_weights")   # only once GIMP is known to be there
     workspace = gimp_harness.GimpWorkspace()
     try:
         style = os.path.join(workspace.path, "style.png")
