@@ -31,7 +31,8 @@ def _limits(args: argparse.Namespace) -> dict:
 def _run(args: argparse.Namespace) -> int:
     from .daemon import DaemonError, run
     try:
-        run(args.endpoint, args.weights, _limits(args), library_folder=args.library, quiet=args.quiet)
+        run(args.endpoint, args.weights, _limits(args), library_folder=args.library, quiet=args.quiet,
+            curve_folder=args.curve_dir, force_curve=args.curve)
     except DaemonError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
@@ -84,6 +85,11 @@ def register(subparsers) -> None:
                      help="seconds between heartbeats (default %g)" % defaults["heartbeat_interval_s"])
     run.add_argument("--library", default=None, help="style library folder (default: the per-user one)")
     run.add_argument("--quiet", action="store_true", help="log to the log file only")
+    run.add_argument("--curve-dir", default=None,
+                     help="CurveZMQ keys: server.key_secret and authorized_clients/*.key (default: the per-user "
+                          "config folder's curve/); needed for any endpoint that is not ipc or loopback")
+    run.add_argument("--curve", action="store_true",
+                     help="require CurveZMQ even on a loopback endpoint (e.g. behind an ssh tunnel)")
     run.set_defaults(func=_run)
 
     start = subparsers.add_parser("start", help="start the engine in the background (if it is not running)")

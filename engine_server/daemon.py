@@ -16,7 +16,6 @@ import time
 from typing import Any, Dict, Optional
 
 from shared import endpoints, paths
-from shared import protocol as p
 
 try:
     import fcntl
@@ -121,9 +120,11 @@ def _alive(pid: int) -> bool:
 
 # ---------------------------------------------------------------------------------------------- security
 
-def check_endpoint_security(endpoint: str, curve_folder: Optional[str] = None) -> Optional[Dict[str, Any]]:
-    """None for a local endpoint; the CurveZMQ settings for any other, or DaemonError saying what is missing."""
-    if endpoints.is_loopback(endpoint):
+def check_endpoint_security(endpoint: str, curve_folder: Optional[str] = None,
+                            force_curve: bool = False) -> Optional[Dict[str, Any]]:
+    """None for a local endpoint (unless force_curve); the CurveZMQ settings for any other, or
+    DaemonError saying what is missing."""
+    if endpoints.is_loopback(endpoint) and not force_curve:
         return None
     import zmq
     files = endpoints.curve_paths(curve_folder)
@@ -137,8 +138,8 @@ def check_endpoint_security(endpoint: str, curve_folder: Optional[str] = None) -
     if not os.path.isdir(authorized) or not any(name.endswith(".key") for name in os.listdir(authorized)):
         missing.append("at least one authorized client key (*.key) in %s" % authorized)
     if missing:
-        raise DaemonError("refusing to listen on %s: it is reachable from other machines, so it needs CurveZMQ "
-                          "keys, but %s %s missing (see docs/protocol.md, \"Remote engines\")"
+        raise DaemonError("refusing to listen on %s: it is reachable from other machines (or --curve was given), "
+                          "so it needs CurveZMQ keys, but %s %s missing (see docs/protocol.md, \"Remote engines\")"
                           % (endpoint, " and ".join(missing), "are" if len(missing) > 1 else "is"))
     import zmq.auth
     public, secret = zmq.auth.load_certificate(files["server_secret"])
@@ -183,13 +184,14 @@ def device_name(model: Any) -> str:
 
 
 def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: Optional[Dict[str, Any]] = None,
-        library_folder: Optional[str] = None, quiet: bool = False, curve_folder: Optional[str] = None) -> None:
+        library_folder: Optional[str] = None, quiet: bool = False, curve_folder: Optional[str] = None,
+        force_curve: bool = False) -> None:
     """Serve until stopped (SIGTERM, SIGINT or a shutdown message). Raises DaemonError with a sentence."""
     try:
         endpoint = endpoints.resolve(endpoint)
     except endpoints.EndpointError as error:
         raise DaemonError(str(error))
-    curve = check_endpoint_security(endpoint, curve_folder)
+    curve = check_endpoint_security(endpoint, curve_folder, force_curve)
     lock = InstanceLock(endpoint)
     lock.acquire()
     try:

@@ -70,7 +70,9 @@ class StylizeRunner:
         styles = self.style_inputs(request.styles)
         uses_library = any(style.key for style in styles)
         started = time.monotonic()
-        last = {"header": float("-inf"), "preview": started}
+        # The first preview comes with the first iteration (the artist sees the job start), then one
+        # every preview_interval_s.
+        last = {"header": float("-inf"), "preview": float("-inf")}
 
         def on_progress(progress: Any) -> None:
             now = time.monotonic()

@@ -27,35 +27,41 @@ def as_array(pixels):
     return flat.reshape(pixels.height, pixels.width, pixels.channels)
 
 
+CHUNK_PIXELS = 1 << 20      # conversions run over row blocks of about this many pixels: bounded temporaries
+
+
+def _row_blocks(height, width):
+    step = max(1, CHUNK_PIXELS // max(1, width))
+    for start in range(0, height, step):
+        yield slice(start, min(height, start + step))
+
+
 def decode(pixels):
     """Pixels -> (rgb float32 HxWx3 in 0..255 sRGB-encoded, alpha float32 HxW in 0..1 or None)."""
     array = as_array(pixels)
+    rgb = np.empty((pixels.height, pixels.width, 3), np.float32)
+    alpha = np.empty((pixels.height, pixels.width), np.float32) if pixels.channels in (2, 4) else None
+    for rows in _row_blocks(pixels.height, pixels.width):
+        block = array[rows]
+        rgb[rows] = _decode_color(block, pixels)
+        if alpha is not None:
+            scale = pixels.scale if pixels.dtype == "f32" else SCALE[pixels.dtype]
+            values = block[..., -1].astype(np.float32) / np.float32(scale)
+            alpha[rows] = np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
+    return rgb, alpha
+
+
+def _decode_color(block, pixels):
     if pixels.dtype == "f32" and pixels.scale == 255.0 and pixels.transfer == "srgb" and pixels.channels >= 3:
         # The engine's own 0..255 floats, taken as they are: a round trip is exact.
-        rgb = np.clip(np.nan_to_num(array[..., :3].astype(np.float32), nan=0.0), 0.0, 255.0)
-        return _with_alpha(np.ascontiguousarray(rgb), array, pixels)
-    color = array[..., :3] if pixels.channels >= 3 else array[..., :1]
+        return np.clip(np.nan_to_num(block[..., :3].astype(np.float32), nan=0.0), 0.0, 255.0)
+    color = block[..., :3] if pixels.channels >= 3 else block[..., :1]
     if pixels.dtype == "f32":
-        color = np.nan_to_num(color.astype(np.float64) / pixels.scale, nan=0.0, posinf=1.0, neginf=0.0)
+        color = np.nan_to_num(color.astype(np.float32) / np.float32(pixels.scale), nan=0.0, posinf=1.0, neginf=0.0)
     else:
         color = color.astype(np.float32) / np.float32(SCALE[pixels.dtype])
-    if pixels.transfer == "linear":
-        color = linear_to_srgb(color)
-    else:
-        color = np.clip(color, 0.0, 1.0)
-    rgb = (color * 255.0).astype(np.float32)
-    if rgb.shape[2] == 1:
-        rgb = np.repeat(rgb, 3, axis=2)
-    return _with_alpha(np.ascontiguousarray(rgb, dtype=np.float32), array, pixels)
-
-
-def _with_alpha(rgb, array, pixels):
-    alpha = None
-    if pixels.channels in (2, 4):
-        scale = pixels.scale if pixels.dtype == "f32" else SCALE[pixels.dtype]
-        alpha = array[..., -1].astype(np.float32) / np.float32(scale)
-        alpha = np.clip(np.nan_to_num(alpha, nan=0.0), 0.0, 1.0)
-    return rgb, alpha
+    color = linear_to_srgb(color) if pixels.transfer == "linear" else np.clip(color, 0.0, 1.0)
+    return color * np.float32(255.0)     # a gray (1-channel) block broadcasts into R, G and B
 
 
 def _erode(values):
@@ -101,31 +107,36 @@ def encode(rgb, alpha, like, mask=None):
     from shared.protocol import Pixels
 
     rgb = resize_rgb(rgb, like.width, like.height)
-    color = np.clip(rgb, 0.0, 255.0).astype(np.float64) / 255.0
-    if like.transfer == "linear":
-        color = srgb_to_linear(color)   # the client sent linear light: send linear back
     channels = like.channels
-    if channels in (1, 2):
-        # Rec. 709 luma of the (sRGB-encoded) result: a gray layer stays gray.
-        color = (color[..., 0:1] * 0.2126 + color[..., 1:2] * 0.7152 + color[..., 2:3] * 0.0722)
     out_alpha = alpha
     if mask is not None:
         out_alpha = mask if out_alpha is None else out_alpha * mask
         if channels in (1, 3):
             channels += 1
+    out = np.empty((like.height, like.width, channels), NUMPY_DTYPES[like.dtype])
+    for rows in _row_blocks(like.height, like.width):
+        out[rows] = _encode_block(rgb[rows], None if out_alpha is None else out_alpha[rows], like, channels)
+    data = out.reshape(-1).view(np.uint8).data       # a bytes-like view, no copy
+    return Pixels(like.width, like.height, channels, like.dtype, data, like.transfer, like.scale)
+
+
+def _encode_block(rgb, alpha, like, channels):
+    color = np.clip(rgb, 0.0, 255.0) / np.float32(255.0)
+    if like.transfer == "linear":
+        color = srgb_to_linear(color)   # the client sent linear light: send linear back
+    if like.channels in (1, 2):
+        # Rec. 709 luma of the (sRGB-encoded) result: a gray layer stays gray.
+        color = color[..., 0:1] * 0.2126 + color[..., 1:2] * 0.7152 + color[..., 2:3] * 0.0722
     if channels in (2, 4):
-        if out_alpha is None:
-            out_alpha = np.ones(color.shape[:2], np.float32)
-        color = np.concatenate([color, out_alpha[..., None].astype(np.float32)], axis=2)
-    scale = SCALE[like.dtype]
+        if alpha is None:
+            alpha = np.ones(color.shape[:2], np.float32)
+        color = np.concatenate([color, alpha[..., None].astype(np.float32)], axis=2)
     if like.dtype == "f32":
-        color = color * like.scale
+        color = color * np.float32(like.scale)
         if like.scale == 255.0 and like.transfer == "srgb" and channels >= 3:
             color[..., :3] = np.clip(rgb, 0.0, 255.0)      # exact, see decode()
-        data = np.ascontiguousarray(color, dtype=NUMPY_DTYPES["f32"])
-    else:
-        data = np.rint(np.clip(color, 0.0, 1.0) * np.float32(scale)).astype(NUMPY_DTYPES[like.dtype])
-    return Pixels(like.width, like.height, channels, like.dtype, data.tobytes(), like.transfer, like.scale)
+        return color
+    return np.rint(np.clip(color, 0.0, 1.0) * np.float32(SCALE[like.dtype]))
 
 
 def rgb_uint8(rgb):

@@ -150,7 +150,7 @@ class Client:
     def __init__(self, endpoint: Optional[str] = None, autostart: bool = True, start_timeout: float = 30.0,
                  engine_command: Any = None, client_name: str = "neural-style client",
                  connect_timeout: float = 2.0, lost_after: float = ENGINE_LOST_AFTER_S,
-                 curve_dir: Optional[str] = None, weights: Optional[str] = None):
+                 curve_dir: Optional[str] = None, weights: Optional[str] = None, curve: Optional[bool] = None):
         try:
             self.endpoint = endpoints.resolve(endpoint)
         except endpoints.EndpointError as error:
@@ -162,6 +162,7 @@ class Client:
         self.connect_timeout = connect_timeout
         self.lost_after = lost_after
         self.curve_dir = curve_dir
+        self.curve = curve             # None: CurveZMQ for any endpoint that is not ipc or loopback
         self.weights = weights
         self.welcome: Optional[Dict[str, Any]] = None
         self._context = zmq.Context.instance()
@@ -323,7 +324,7 @@ class Client:
             self._socket.close(linger=0)
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        if not endpoints.is_loopback(self.endpoint):
+        if self.curve or (self.curve is None and not endpoints.is_loopback(self.endpoint)):
             self._apply_curve(sock)
         sock.connect(self.endpoint)
         self._socket = sock

@@ -9,7 +9,7 @@ into the editors' plugin folders.
 """
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import msgpack
 

@@ -142,3 +142,43 @@ def test_stylize_through_the_engine_gives_the_same_image(engine, fake_weights, t
     b = np.asarray(Image.open(str(tmp_path / "remote.png")))
     assert a.shape == b.shape == (27, 32, 3)
     assert np.array_equal(a, b), "max difference %d" % np.abs(a.astype(int) - b.astype(int)).max()
+
+
+def test_curve_lets_only_authorized_clients_in(fake_weights):
+    import shutil
+    import socket
+    import zmq.auth
+
+    home = short_temp_dir()
+    server_dir = os.path.join(home, "server")
+    os.makedirs(os.path.join(server_dir, "authorized_clients"))
+    zmq.auth.create_certificates(server_dir, "server")
+    folders = {}
+    for name in ("authorized", "stranger"):
+        folders[name] = os.path.join(home, name)
+        os.makedirs(folders[name])
+        zmq.auth.create_certificates(folders[name], "client")
+        shutil.copy(os.path.join(server_dir, "server.key"), folders[name])
+    shutil.copy(os.path.join(folders["authorized"], "client.key"),
+                os.path.join(server_dir, "authorized_clients", "client.key"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = "tcp://127.0.0.1:%d" % port
+    with running_engine(endpoint, fake_weights, home=home, wait=False,
+                        extra_args=("--curve", "--curve-dir", server_dir)) as engine:
+        deadline = time.monotonic() + 240
+        while True:
+            assert engine.process.poll() is None, engine.log_tail()
+            try:
+                welcome = Client(endpoint, autostart=False, curve=True, curve_dir=folders["authorized"],
+                                 connect_timeout=1.0).connect()
+                break
+            except EngineUnavailable:
+                assert time.monotonic() < deadline, engine.log_tail()
+        assert welcome["pid"] == engine.process.pid
+        for client in (Client(endpoint, autostart=False, curve=True, curve_dir=folders["stranger"]),
+                       Client(endpoint, autostart=False, curve=False)):
+            with pytest.raises(EngineUnavailable):
+                client.connect()
+            client.close()
