@@ -16,8 +16,9 @@ PROCEDURE_NAME = "python-fu-neural-style"
 STYLE_SOURCES = (("file", "From a file"), ("library", "From the style library"), ("layer", "From a layer"))
 
 STRENGTH_DEFAULT = 50.0
-STYLE_WEIGHT_AT_DEFAULT = 1e4    # shared/options.py's style_weight default
-STRENGTH_DECADE = 25.0           # every 25 points of strength multiply the style weight by 10
+# Strength 0..100 maps log-linearly onto style_weight 1e1..1e7, as in the Krita docker, so the same
+# strength means the same in both editors; 50 is shared/options.py's default 1e4.
+LOG_STYLE_WEIGHT_LOW, LOG_STYLE_WEIGHT_HIGH = 1.0, 7.0
 
 # Controls the artist sees first (the Krita docker's): shown in this order, with friendlier labels.
 MAIN_LABELS = {
@@ -112,10 +113,11 @@ class SettingsError(ValueError):
 
 
 def style_weight_for_strength(strength: float) -> float:
-    """Strength 0..100 -> style weight on a log scale: 50 -> 1e4 (the default), 0 -> 1e2, 100 -> 1e6."""
+    """Strength 0..100 -> style weight on a log scale: 0 -> 1e1, 50 -> 1e4 (the default), 100 -> 1e7."""
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 100.0:
         raise SettingsError("strength must be a number between 0 and 100, got %r" % (strength,))
-    return STYLE_WEIGHT_AT_DEFAULT * math.pow(10.0, (strength - STRENGTH_DEFAULT) / STRENGTH_DECADE)
+    span = LOG_STYLE_WEIGHT_HIGH - LOG_STYLE_WEIGHT_LOW
+    return math.pow(10.0, LOG_STYLE_WEIGHT_LOW + span * strength / 100.0)
 
 
 def _list_value(option, text: str):
