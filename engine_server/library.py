@@ -138,6 +138,15 @@ def _load_file(path: str) -> np.ndarray:
     return np.concatenate([rgb, alpha[..., None]], axis=-1)
 
 
+def _signature(path: str) -> Optional[tuple]:
+    """(mtime, size, inode): files are only ever replaced whole, so an unchanged signature means unchanged content."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
 def weights_tag(weights_path: str) -> str:
     """A short fingerprint of a weights file: Grams computed with other weights are not reused."""
     digest = hashlib.sha256()
@@ -218,11 +227,9 @@ class StyleLibrary:
             if suffix != SUFFIX or not ID_PATTERN.fullmatch(style_id):
                 continue
             path = os.path.join(self.folder, name)
-            try:
-                stat = os.stat(path)
-            except OSError:
+            signature = _signature(path)
+            if signature is None:
                 continue                     # removed meanwhile
-            signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
             cached = self._info_cache.get(path)
             if cached and cached[0] == signature:
                 infos.append(cached[1])
@@ -247,8 +254,14 @@ class StyleLibrary:
         return StyleInfo.of(self._read(style_id, with_grams=False))
 
     def image(self, style_id: str) -> np.ndarray:
-        """The style image as np.float32 HxWx3 RGB 0..255."""
-        record = self._read(style_id, with_grams=False)
+        """The style image as np.float32 HxWx3 RGB 0..255.
+
+        A job reads the image and then asks the Gram cache: the record is read once for both.
+        """
+        before = _signature(self.path_of(style_id))
+        record = self._read(style_id, with_grams=True)
+        if before is not None and _signature(self.path_of(style_id)) == before:
+            self.gram_cache._remember(style_id, before, record.grams)
         try:
             pixels = _decode_png(record.image_png, "its image")
         except RecordError as error:
@@ -442,10 +455,11 @@ class GramCache:
     def _grams_of(self, style_id: str) -> Optional[Dict]:
         try:
             path = self.library.path_of(style_id)
-            stat = os.stat(path)
-        except (LibraryError, OSError):
+        except LibraryError:
             return None
-        signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        signature = _signature(path)
+        if signature is None:
+            return None
         with self._guard:
             cached = self._memory.get(style_id)
         if cached and cached[0] == signature:
@@ -503,8 +517,8 @@ class GramCache:
                         record.grams[gram_key] = gram
                     self._trim(record.grams)
                     self.library._write(record)
-                    stat = os.stat(self.library.path_of(style_id))
-                self._remember(style_id, (stat.st_mtime_ns, stat.st_size, stat.st_ino), record.grams)
+                    signature = _signature(self.library.path_of(style_id))
+                self._remember(style_id, signature, record.grams)
             except (LibraryError, OSError) as error:
                 log.warning("Grams of style %s not cached: %s", style_id, getattr(error, "message", error))
 
