@@ -20,7 +20,8 @@ def _library_widget(config):
     """A combo box of the style library's entries (sets style-library-id), or a label saying why not."""
     try:
         from shared.client import Client, ClientError
-        client = Client(autostart=False, connect_timeout=1.0)
+        client = Client(endpoint=config.get_property("engine-endpoint") or None, autostart=False,
+                        connect_timeout=1.0)
         try:
             styles = client.list_styles()
         finally:
