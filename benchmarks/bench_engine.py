@@ -128,9 +128,11 @@ def run_baseline(model, content, style, options, steps):
     optimizer = Adam(lambda x: objective.evaluate(x.reshape(shape)), content, learning_rate=0.02 * 255,
                      beta1=0.99, epsilon=0.1 / 255, bounds=(0.0, 255.0))
     trace = [(time.perf_counter() - start, optimizer.value)]
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         optimizer.step()
         trace.append((time.perf_counter() - start, optimizer.best_value))
+        if step % 50 == 0:
+            print("  baseline step %d: loss %.4g at %.1f s" % (step, optimizer.best_value, trace[-1][0]), flush=True)
     return trace
 
 
@@ -176,7 +178,7 @@ def first_time_below(trace, loss):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="engine core benchmark")
     parser.add_argument("--weights", help="VGG-19 notop .h5 (default: seeded random weights in the same layout)")
-    parser.add_argument("--sizes", default="256,512", help="sizes for the per-iteration timing")
+    parser.add_argument("--sizes", default="256,512", help="sizes for the per-iteration timing ('' to skip)")
     parser.add_argument("--timing-iterations", type=int, default=4)
     parser.add_argument("--job-size", type=int, default=256, help="size of the default-job vs baseline race")
     parser.add_argument("--baseline-steps", type=int, default=1000, help="Adam steps of the baseline (tutorial: 1000)")
@@ -207,7 +209,7 @@ def main(argv=None):
     print("matmul 2048x2048 float32 peak: %.1f GFLOP/s" % peak, flush=True)
 
     results["sizes"] = []
-    for size in [int(s) for s in args.sizes.split(",")]:
+    for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
         row = time_size(model, size, options, args.timing_iterations)
         row["fraction_of_peak"] = row["gflops"] / peak
         results["sizes"].append(row)
