@@ -37,7 +37,7 @@ MAX_STYLE_SIDE = 4096          # larger images are scaled down when added: style
 THUMBNAIL_SIDE = 128
 MAX_NAME_CHARS = 200
 MAX_CREDIT_CHARS = 2000
-MAX_GRAM_BYTES = 64 * 2**20    # per style; the oldest cached sizes are dropped beyond this
+MAX_GRAM_BYTES = 16 * 2**20    # per style (~6 sizes of the default layers); the oldest sizes are dropped beyond it
 
 
 class LibraryError(EngineError):
