@@ -261,3 +261,78 @@ def test_client_module_is_python39_syntax_and_numpy_free():
             source = f.read()
         ast.parse(source, feature_version=(3, 9))
         assert "numpy" not in source and "from shared" not in source and "import shared" not in source
+
+
+# ---------------------------------------------------------------------------------------------- fuzz (in-process)
+
+def _fuzz_server():
+    import zmq
+    from engine_server.server import EngineServer
+    server = EngineServer("ipc:///tmp/nse-fuzz-never-bound.sock", run_job=lambda job, emit: None,
+                          limits={"max_pixels": 64 * 64, "max_queue": 2}, context=zmq.Context.instance())
+    sent = []
+    server._send_frames = lambda identity, frames: sent.append(frames)
+    return server, sent
+
+
+def test_fuzzed_messages_always_get_a_proper_answer():
+    """Random and mutated messages straight into the engine's handler: never an exception, never an
+    "internal" error, exactly one answer to anything but a heartbeat."""
+    import zmq
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1), st.floats(),
+                        st.text(max_size=20), st.binary(max_size=20))
+    values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                           st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                          max_leaves=12)
+    keys = st.sampled_from(["v", "type", "req", "job", "image", "mask", "styles", "options", "width", "height",
+                            "channels", "dtype", "frame", "path", "id", "ids", "name", "kind"])
+    types = st.sampled_from(list(p.CLIENT_TYPES) + ["welcome", "", "x" * 100])
+    good = p.build_submit(rgba_u8(), [StyleRef.pixels(rgba_u8(4, 4, 1))], {"iterations": 2})
+    good_header = p.decode_header(good[0])
+
+    @st.composite
+    def messages(draw):
+        choice = draw(st.integers(0, 3))
+        if choice == 0:
+            return [draw(st.binary(max_size=64))]
+        if choice == 1:
+            header = {"v": 1, "type": draw(types)}
+            header.update(draw(st.dictionaries(keys, values, max_size=5)))
+        else:
+            header = dict(good_header)
+            for key in draw(st.lists(keys, max_size=3)):
+                header[key] = draw(values)
+            if choice == 3 and isinstance(header.get("image"), dict):
+                header["image"] = dict(header["image"], **draw(st.dictionaries(keys, values, max_size=2)))
+        frames = draw(st.lists(st.binary(max_size=300), max_size=3)) if choice != 2 else good[1:]
+        try:
+            return [p.pack_header(header)] + frames
+        except (OverflowError, ValueError, TypeError):
+            return [b"\x91"] + frames
+
+    server, sent = _fuzz_server()
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(messages())
+    def check(frames):
+        del sent[:]
+        server._handle(b"\x00fuzz", [zmq.Frame(f) for f in frames])
+        answers = [p.decode_header(reply[0]) for reply in sent]
+        for answer in answers:
+            assert answer.get("code") != p.E_INTERNAL, answer
+            if answer["type"] == p.ERROR:
+                assert answer["code"] and answer["message"]
+        try:
+            msg_type = msgpack.unpackb(frames[0], raw=False).get("type")
+        except Exception:
+            msg_type = None     # not even a map: must be answered
+        if msg_type not in (p.HEARTBEAT, p.BYE) or len(frames) > 1:
+            assert len(answers) == 1, frames[0][:80]
+
+    try:
+        check()
+    finally:
+        server.router.close(linger=0)
+        server.outbox.close()
