@@ -523,10 +523,16 @@ class GramCache:
                 log.warning("Grams of style %s not cached: %s", style_id, getattr(error, "message", error))
 
     def _trim(self, grams: Dict) -> None:
-        """Drop the oldest cached Grams beyond the per-style budget (the newest one always stays)."""
+        """Drop the oldest cached sizes beyond the per-style budget, whole (all layers of a size and
+        pooling together: a size missing one layer would cost a VGG-19 pass anyway); the newest stays."""
+        def size_of(key):
+            tag, height, width, _layer, pooling = key
+            return (tag, height, width, pooling)
         total = sum(gram.nbytes for gram in grams.values())
-        while total > self.library.max_gram_bytes and len(grams) > 1:
-            total -= grams.pop(next(iter(grams))).nbytes
+        while total > self.library.max_gram_bytes and len({size_of(key) for key in grams}) > 1:
+            oldest = size_of(next(iter(grams)))
+            for key in [key for key in grams if size_of(key) == oldest]:
+                total -= grams.pop(key).nbytes
 
     def forget(self, style_id: str) -> None:
         with self._guard:

@@ -85,6 +85,11 @@ def test_cache_keeps_the_newest_grams_within_its_budget(tmp_path):
         library.gram_cache.flush()
     grams = records.read_one(library.path_of(style_id)).grams
     assert [key[1] for key in grams] == [3, 4, 5]
+    for layer in ("block2_conv1", "block3_conv1"):                      # a size leaves whole, all layers
+        library.gram_cache.put(style_id, (6, 6), layer, "max", np.zeros((32, 32), np.float32))
+    library.gram_cache.flush()
+    assert [key[1:4] for key in records.read_one(library.path_of(style_id)).grams] == \
+        [(4, 4, "block1_conv1"), (5, 5, "block1_conv1"), (6, 6, "block2_conv1"), (6, 6, "block3_conv1")]
     assert library.gram_cache.get(style_id, (1, 1), "block1_conv1", "max") is None
     assert np.all(library.gram_cache.get(style_id, (5, 5), "block1_conv1", "max") == 4)
 
