@@ -217,8 +217,11 @@ def _serve(endpoint, weights, limits, library_folder, curve, log_path) -> None:
     path = endpoints.ipc_path(endpoint)
     if path:
         folder = os.path.dirname(path)
-        if not os.path.isdir(folder):
-            paths.ensure_private_dir(folder)
+        if not os.path.isdir(folder) or folder == paths.runtime_dir():
+            try:
+                paths.ensure_private_dir(folder)      # the default folder is always made 0700 again
+            except OSError as error:
+                raise DaemonError("cannot make the socket folder %s private (0700): %s" % (folder, error.strerror))
         if os.path.exists(path):
             log.info("removing the stale socket %s left by an engine that died", path)
             os.unlink(path)

@@ -343,3 +343,32 @@ def test_client_runs_in_debians_python_with_debians_pyzmq(shared_engine):
         assert run.stdout.split() == ["1", "result", "20", "16", "4", str(20 * 16 * 4)]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_many_clients_at_once_complete_or_get_queue_full(shared_engine):
+    """8 clients submit at the same moment into a queue of 4: each job completes or is refused with
+    queue_full, and every client sees only its own job's events."""
+    outcomes = {}
+    barrier = threading.Barrier(8)
+
+    def work(index):
+        with Client(shared_engine.endpoint, autostart=False) as c:
+            source = image(16 + index, 16, 3, seed=index)
+            barrier.wait(30)
+            try:
+                job = c.submit(source, [STYLE], {"iterations": 2, "preview_interval_s": 0.01})
+            except JobFailed as error:
+                outcomes[index] = ("refused", error.code)
+                return
+            events = list(job.events())
+            own = all(e.header["job"] == job.id for e in events)
+            outcomes[index] = (events[-1].type, own and events[-1].pixels.width == 16 + index)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert len(outcomes) == 8
+    assert all(outcome in (("result", True), ("refused", "queue_full")) for outcome in outcomes.values()), outcomes
+    assert sum(outcome[0] == "result" for outcome in outcomes.values()) >= 5      # 1 running + 4 waiting at least
