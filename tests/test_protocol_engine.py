@@ -21,10 +21,22 @@ MAX_PIXELS = 128 * 128          # a small limit, so an oversized frame is cheap 
 LONG = {"iterations": 10000, "preview_interval_s": 0.0}   # runs until cancelled
 
 
+GIMP_ROOT = os.environ.get("NEURAL_STYLE_GIMP_ROOT", "/opt/neural-style-ci/trixie-root")
+
+
+def gimp_root_python():
+    """The Debian 13 root's python3 (GIMP 3's Python on a Debian 12 machine), or None."""
+    python = os.path.join(GIMP_ROOT, "usr", "bin", "python3")
+    if not os.path.exists(python) or not os.path.isdir(os.path.join(GIMP_ROOT, "tmp")) or os.geteuid() != 0:
+        return None
+    return python
+
+
 @pytest.fixture(scope="module")
 def shared_engine(fake_weights):
-    """One engine for this module (starting TensorFlow costs ~10 s of a shared CPU)."""
-    home = short_temp_dir()
+    """One engine for this module (starting TensorFlow costs ~10 s of a shared CPU). Its socket lives
+    in the GIMP root's /tmp when there is one, so a client inside that root can reach it too."""
+    home = short_temp_dir(parent=os.path.join(GIMP_ROOT, "tmp") if gimp_root_python() else None)
     endpoint = "ipc://" + os.path.join(home, "engine.sock")
     try:
         with running_engine(endpoint, fake_weights, home=home, extra_args=(
@@ -372,3 +384,35 @@ def test_many_clients_at_once_complete_or_get_queue_full(shared_engine):
     assert len(outcomes) == 8
     assert all(outcome in (("result", True), ("refused", "queue_full")) for outcome in outcomes.values()), outcomes
     assert sum(outcome[0] == "result" for outcome in outcomes.values()) >= 5      # 1 running + 4 waiting at least
+
+
+def test_client_runs_in_gimps_python_in_the_debian_13_root(shared_engine):
+    """GIMP 3 on a Debian 12 machine runs in a Debian 13 root: Python 3.13, python3-zmq (pyzmq 26)."""
+    if gimp_root_python() is None:
+        pytest.skip("no Debian 13 root for GIMP 3 at %s (or not root, which chroot needs)" % GIMP_ROOT)
+    inside = short_temp_dir("nse-plugin-", parent=os.path.join(GIMP_ROOT, "tmp"))
+    try:
+        os.makedirs(os.path.join(inside, "neural_style"))
+        open(os.path.join(inside, "neural_style", "__init__.py"), "w").close()
+        shutil.copytree(os.path.join(REPO, "shared"), os.path.join(inside, "neural_style", "shared"))
+        folder = "/tmp/" + os.path.basename(inside)
+        endpoint = "ipc://" + shared_engine.endpoint[len("ipc://" + GIMP_ROOT):]
+        script = (
+            "import sys\n"
+            "sys.path.insert(0, %r)\n"
+            "from neural_style.shared.client import Client\n"
+            "from neural_style.shared.protocol import Pixels, StyleRef\n"
+            "c = Client(sys.argv[1], autostart=False)\n"
+            "print(c.connect()['protocol_version'])\n"
+            "img = Pixels(20, 16, 4, 'u16', bytes(range(256)) * 10)\n"
+            "final = c.submit(img, [StyleRef.pixels(img)], {'iterations': 2, 'preview_interval_s': 0}).wait(120)\n"
+            "print(sys.version_info[0], sys.version_info[1], final.type, final.pixels.dtype, len(final.pixels.data))\n"
+            "c.close()\n" % folder)
+        run = subprocess.run(["chroot", GIMP_ROOT, "/usr/bin/python3", "-c", script, endpoint],
+                             capture_output=True, text=True, timeout=180)
+        assert run.returncode == 0, run.stderr
+        lines = run.stdout.split()
+        assert lines[0] == "1" and lines[3:] == ["result", "u16", str(20 * 16 * 4 * 2)], run.stdout
+        assert (int(lines[1]), int(lines[2])) >= (3, 12)
+    finally:
+        shutil.rmtree(inside, ignore_errors=True)

@@ -46,9 +46,9 @@ class EngineProcess:
         self.process.wait(timeout=30)
 
 
-def short_temp_dir(prefix="nse-"):
+def short_temp_dir(prefix="nse-", parent=None):
     """A temp folder with a short path (ipc socket paths are limited to ~100 bytes)."""
-    return tempfile.mkdtemp(prefix=prefix, dir="/tmp" if os.path.isdir("/tmp") else None)
+    return tempfile.mkdtemp(prefix=prefix, dir=parent or ("/tmp" if os.path.isdir("/tmp") else None))
 
 
 def engine_env(home, extra_env=None):
