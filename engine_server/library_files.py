@@ -56,7 +56,7 @@ def atomic_write(path: str, write_to) -> None:
     try:
         write_to(temp)
         fsync_file(temp)
-        os.replace(temp, path)
+        _replace(temp, path)
     except BaseException:
         try:
             os.remove(temp)
@@ -64,6 +64,18 @@ def atomic_write(path: str, write_to) -> None:
             pass
         raise
     fsync_folder(folder)
+
+
+def _replace(source: str, target: str, attempts: int = 20) -> None:
+    """os.replace; on Windows a reader holding `target` open makes it fail for a moment: retry."""
+    for attempt in range(attempts):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if os.name != "nt" or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def remove_durably(path: str) -> None:
