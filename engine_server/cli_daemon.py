@@ -21,6 +21,8 @@ def _common(parser: argparse.ArgumentParser, weights: bool) -> None:
 
 def _limits(args: argparse.Namespace) -> dict:
     limits = {}
+    if getattr(args, "max_queued_mib", None) is not None:
+        limits["max_queued_bytes"] = args.max_queued_mib << 20
     for name in ("max_queue", "max_pixels", "max_iterations", "client_timeout_s", "heartbeat_interval_s"):
         value = getattr(args, name, None)
         if value is not None:
@@ -74,6 +76,9 @@ def register(subparsers) -> None:
     _common(run, weights=True)
     defaults = p.DEFAULT_LIMITS
     run.add_argument("--max-queue", type=int, default=None, help="jobs that may wait (default %d)" % defaults["max_queue"])
+    run.add_argument("--max-queued-mib", type=int, default=None,
+                     help="MiB of pixels all waiting jobs may hold together (default %d)"
+                     % (defaults["max_queued_bytes"] >> 20))
     run.add_argument("--max-pixels", type=int, default=None,
                      help="largest image in pixels (default %d)" % defaults["max_pixels"])
     run.add_argument("--max-iterations", type=int, default=None,

@@ -33,16 +33,27 @@ class Job:
         self.submitted = time.monotonic()
         self.started: Optional[float] = None
         self.progress: Dict[str, Any] = {}
+        self.nbytes = request_bytes(request)
+
 
     def __repr__(self) -> str:
         return "Job(%d, %s)" % (self.id, self.state)
 
 
+def request_bytes(request: Any) -> int:
+    """The pixel bytes a submit holds while it waits (image, mask, inline styles)."""
+    if request is None:
+        return 0
+    buffers = [request.image, request.mask] + [style.image for style in request.styles]
+    return sum(len(pixels.data) for pixels in buffers if pixels is not None)
+
+
 class JobQueue:
     """FIFO of waiting jobs plus the running one; all methods are thread-safe."""
 
-    def __init__(self, max_queue: int):
+    def __init__(self, max_queue: int, max_bytes: int = 1 << 62):
         self.max_queue = max_queue
+        self.max_bytes = max_bytes      # pixel bytes all waiting jobs may hold together
         self._cond = threading.Condition()
         self._waiting: collections.deque = collections.deque()
         self.running: Optional[Job] = None
@@ -56,6 +67,11 @@ class JobQueue:
             if len(self._waiting) >= self.max_queue:
                 raise QueueFull("the queue is full (%d jobs waiting); try again when one has finished"
                                 % len(self._waiting))
+            waiting_bytes = sum(waiting.nbytes for waiting in self._waiting)
+            if self._waiting and waiting_bytes + job.nbytes > self.max_bytes:
+                raise QueueFull("the queue is full (the %d waiting jobs hold %d MiB of pixels, the limit is %d MiB); "
+                                "try again when one has finished"
+                                % (len(self._waiting), waiting_bytes >> 20, self.max_bytes >> 20))
             ahead = len(self._waiting) + (1 if self.running is not None else 0)
             self._waiting.append(job)
             self._cond.notify()

@@ -95,7 +95,7 @@ class EngineServer:
         if curve is not None:
             self._setup_curve(curve)
         self.outbox = Outbox(self.context)
-        self.queue = JobQueue(int(self.limits["max_queue"]))
+        self.queue = JobQueue(int(self.limits["max_queue"]), int(self.limits["max_queued_bytes"]))
         self.worker = Worker(self.queue, run_job, self._emit, log_path)
         self.library_worker = LibraryWorker()
         self.clients: Dict[bytes, float] = {}         # identity -> last time heard

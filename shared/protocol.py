@@ -84,6 +84,7 @@ DEFAULT_LIMITS = {
     "max_header_bytes": 1 << 20,            # frame 0 of a client message
     "max_frames": 16,
     "max_queue": 32,                        # jobs waiting (not counting the running one)
+    "max_queued_bytes": 1 << 30,            # pixel bytes all waiting jobs may hold together
     "max_name_chars": 1000,
     "max_path_chars": 4096,
     "heartbeat_interval_s": 1.0,

@@ -336,3 +336,29 @@ def test_fuzzed_messages_always_get_a_proper_answer():
     finally:
         server.router.close(linger=0)
         server.outbox.close()
+
+
+def test_job_queue_bounds_jobs_and_bytes():
+    from engine_server.jobs import Job, JobQueue, QueueFull
+
+    def job(job_id, nbytes):
+        request = p.SubmitRequest(Pixels(1, nbytes, 1, "u8", bytes(nbytes)), None, [], {})
+        return Job(job_id, b"client", request)
+
+    queue = JobQueue(max_queue=3, max_bytes=1000)
+    assert queue.put(job(1, 2000)) == 0          # alone in the queue: always accepted
+    with pytest.raises(QueueFull) as caught:
+        queue.put(job(2, 10))                     # 2010 bytes would wait
+    assert "MiB of pixels" in str(caught.value)
+    running = queue.take()
+    assert running.id == 1 and queue.put(job(3, 400)) == 1 and queue.put(job(4, 400)) == 2
+    with pytest.raises(QueueFull):
+        queue.put(job(5, 400))
+    assert queue.cancel(running) == "running" and running.cancel_event.is_set()
+    queue.finish(running)
+    assert queue.take().id == 3
+    assert queue.put(job(6, 10)) == 2 and queue.put(job(7, 10)) == 3
+    with pytest.raises(QueueFull) as caught:
+        queue.put(job(8, 1))                      # max_queue jobs waiting
+    assert "3 jobs waiting" in str(caught.value)
+    assert [j.id for j in queue.stop()] == [4, 6, 7] and queue.take() is None
