@@ -84,6 +84,7 @@ class Controller(QObject):
         self._config = {"endpoint": None, "autostart": True, "engine_command": None, "start_timeout": 30.0}
         self._document = None
         self._jobs = []
+        self._closing = False
         self._thread, self._worker = start_worker(self._client_factory())
         self._worker.state_changed.connect(self._on_state)
         self._worker.styles_listed.connect(self.styles_changed)
@@ -150,6 +151,8 @@ class Controller(QObject):
 
     def apply(self, document, nodes, style, settings):
         """Stylize `nodes` of `document`; False (and `finished("error", why)`) when it cannot start."""
+        if self._closing:
+            return False
         try:
             if self.is_busy():
                 raise ApplyError("A Neural Style job is still running: wait for it or press Cancel.")
@@ -221,13 +224,15 @@ class Controller(QObject):
         self._worker.cancel()
 
     def _check_document_open(self, *args):
+        if self._closing:
+            return
         if self._jobs and not is_open(self._document):
             log.info("the document of the running job was closed: cancelling")
             self._document = None
             self._worker.cancel()
 
     def _on_task_event(self, index, key, kind, header, data):
-        if not self._jobs or key >= len(self._jobs):
+        if self._closing or not self._jobs or key >= len(self._jobs):
             return
         job = self._jobs[key]
         if kind == "progress":
@@ -247,6 +252,8 @@ class Controller(QObject):
         self.layer_painted.emit(job.result, final)
 
     def _on_batch_finished(self, outcome, message):
+        if self._closing:
+            return
         jobs, document = self._jobs, self._document
         self._jobs, self._document = [], None
         if is_open(document):
@@ -258,9 +265,15 @@ class Controller(QObject):
         self.finished.emit(outcome, message)
 
     def shutdown(self):
-        """Krita is closing: cancel the job, stop the worker thread, then close its client."""
+        """Krita is closing: cancel the job, stop the worker thread, then close its client.
+
+        From here on no slot touches Krita objects: documents are being destroyed, and signals the
+        worker queued before it stopped may still be delivered.
+        """
         if self._thread is None:
             return
+        self._closing = True
+        self._jobs, self._document = [], None
         self._worker.cancel()
         self._thread.quit()
         if self._thread.wait(10000):

@@ -7,6 +7,7 @@ Runs inside Krita's Python: standard library, PyQt5 and the Krita API only.
 """
 
 import base64
+import faulthandler
 import hashlib
 import json
 import os
@@ -37,6 +38,9 @@ def excepthook(kind, value, tb):
 
 
 sys.excepthook = excepthook
+# A crash of Krita (SIGSEGV) then shows which Python code, if any, was running.
+_FAULTS = open(os.path.join(os.path.dirname(SCENARIO["results"]), "python-faults.txt"), "w")
+faulthandler.enable(file=_FAULTS, all_threads=True)
 
 
 def wait_for(predicate, timeout):

@@ -132,7 +132,8 @@ def run_krita(root, scenario, timeout_s=300):
             code = process.wait()
     details = {"exit_code": code, "seconds": time.monotonic() - started, "log": log_path,
                "profile_cached": os.path.isdir(cache), "plugin_log": _read(os.path.join(
-                   env["XDG_STATE_HOME"], "neural-style", "krita-plugin.log"))}
+                   env["XDG_STATE_HOME"], "neural-style", "krita-plugin.log")),
+               "python_faults": _read(os.path.join(root, "python-faults.txt"))}
     results = None
     if os.path.exists(results_path):
         with open(results_path, encoding="utf-8") as f:
@@ -151,8 +152,13 @@ def _read(path):
 
 
 def log_tail(details, lines=40):
+    """The end of Krita's output, plus the Python stacks if Krita crashed."""
     try:
         with open(details["log"], encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
+            text = "".join(line for line in f.readlines() if "krita.lib.resources" not in line)
     except OSError:
-        return "(no log)"
+        text = "(no log)\n"
+    tail = "".join(text.splitlines(True)[-lines:])
+    if details.get("python_faults"):
+        tail += "\nPython stacks at the crash:\n" + details["python_faults"]
+    return tail
