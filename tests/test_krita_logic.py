@@ -1,7 +1,6 @@
 """Fast tests of the Krita plugin's pure modules (no Krita, no Qt), imported from an installed copy."""
 
 import importlib
-import math
 import os
 import re
 import struct
