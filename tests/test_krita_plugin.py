@@ -8,7 +8,9 @@ With CI=true a missing Krita fails these tests; elsewhere they skip with the rea
 import base64
 import os
 import shutil
+import signal
 import socket
+import sys
 import tempfile
 
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.support import krita_session
+from tests.support.krita_install import REPO
 from tests.support.style_images import style_pixels
 
 pytestmark = pytest.mark.editor
@@ -33,6 +36,16 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def kill_autostarted_engine(results):
+    """The driver stops the engine it auto-started; if that failed, do not leave it running."""
+    pid = ((results or {}).get("cases", {}).get("autostart") or {}).get("pid")
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def engine_status(endpoint):
@@ -80,6 +93,11 @@ def krita(fake_weights):
             dict(FAST, name="library", kind="library", iterations=8),
             dict(FAST, name="two_layers", kind="two_layers", iterations=8),
             {"name": "refusals", "kind": "refusals"},
+            dict(FAST, name="autostart", kind="autostart", endpoint="ipc://" + os.path.join(root, "auto.sock"),
+                 start_timeout=180.0, iterations=8,
+                 # What the installer's engine.json holds, plus the test weights and this checkout.
+                 engine_command=["/usr/bin/env", "PYTHONPATH=" + REPO, "NEURAL_STYLE_WEIGHTS=" + fake_weights,
+                                 sys.executable, "-m", "engine_server"]),
             {"name": "no_engine", "kind": "no_engine", "endpoint": dead_endpoint},
         ]
         scenario = {"endpoint": endpoint, "style_image": style, "cases": cases, "quit_mid_job": LONG}
@@ -90,6 +108,7 @@ def krita(fake_weights):
         details.update(dead_endpoint=dead_endpoint, results=results)
         yield (results or {}).get("cases", {}), details
     finally:
+        kill_autostarted_engine(results)
         if not os.environ.get("NS_KEEP_KRITA_WORKSPACE"):   # set it to look at krita.log and results.json
             shutil.rmtree(root, ignore_errors=True)
 
@@ -311,6 +330,19 @@ def test_impossible_requests_are_refused_at_once_with_one_sentence(krita, label,
     assert outcome == "error" and all(word in message for word in words), message
     assert "\n" not in message and "Traceback" not in message
     assert record["layers_added"] == 0
+
+
+def test_first_apply_starts_the_configured_engine_without_blocking_krita(krita):
+    record = case(krita, "autostart")
+    assert record["ok"] and record["finished_in_time"], record
+    assert record["finished"]["outcome"] == "done", record["finished"]
+    states = [state for state, _ in record["states"]]
+    assert states[:2] == ["starting", "connected"], record["states"]
+    assert [item["name"] for item in layers(record["after"])] == ["Background", "Paint", "Paint – Starry"]
+    assert record["apply_call_s"] < 1.0 and record["max_ui_gap_s"] < 1.5, (record["apply_call_s"],
+                                                                          record["max_ui_gap_s"])
+    assert "shutdown_error" not in record, record["shutdown_error"]
+    print("engine auto-start + 8 iterations: %.1f s" % record["finished"]["t"])
 
 
 def test_no_engine_and_no_way_to_start_it_fails_fast_and_clearly(krita):

@@ -404,7 +404,32 @@ def case_refusals(case, ctl):
     return out
 
 
-CASES = {"two_layers": case_two_layers, "refusals": case_refusals, "library": case_library, "docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
+def case_autostart(case, ctl):
+    """No engine running, but one configured: the first Apply starts it (Krita stays responsive)."""
+    from neural_style.controller import StyleChoice
+    from neural_style.shared.client import Client, ClientError
+    ctl.configure(endpoint=case["endpoint"], autostart=True, engine_command=case["engine_command"],
+                  start_timeout=case["start_timeout"])
+    doc, (background, layer) = make_document("ns_" + case["name"], "U8", 64, 64, ["Paint"])
+    ok, apply_s, finished, watcher = run_apply(
+        ctl, doc, [layer], StyleChoice.file(SCENARIO["style_image"], name="Starry"), dict(case, timeout=240))
+    out = {"ok": ok, "apply_call_s": apply_s, "finished_in_time": finished, "after": describe(doc)}
+    out.update(watcher.close())
+    doc.setModified(False)
+    ctl.configure(endpoint=SCENARIO["endpoint"], autostart=False)
+    client = Client(endpoint=case["endpoint"], autostart=False)
+    try:
+        client.connect()
+        out["pid"] = client.status().get("pid")
+        client.shutdown()
+    except ClientError as error:
+        out["shutdown_error"] = str(error)
+    finally:
+        client.close()
+    return out
+
+
+CASES = {"autostart": case_autostart, "two_layers": case_two_layers, "refusals": case_refusals, "library": case_library, "docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
          "cancel": case_cancel, "close_document": case_close_document, "no_engine": case_no_engine}
 
 
