@@ -4,6 +4,7 @@ The engine's CLI builds its flags from it, the protocol validates `submit.option
 the plugins build their controls from it. Standard library only (runs inside the editors).
 """
 
+import math
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Tuple
 
@@ -159,6 +160,27 @@ def validate_options(values: Any, field: str = "options") -> dict:
                           "%s.style_layer_weights must have one weight per style layer (%d), got %d"
                           % (field, len(layers), len(weights)))
     return merged
+
+
+# The artists' "strength" 0..100 maps log-linearly onto style_weight 1e1..1e7, the same in both
+# editors; 50 is the default style_weight 1e4.
+_LOG_STYLE_WEIGHT_LOW, _LOG_STYLE_WEIGHT_HIGH = 1.0, 7.0
+
+
+def strength_to_style_weight(strength: float) -> float:
+    """Strength 0..100 (clamped) -> style_weight: 0 -> 1e1, 50 -> 1e4, 100 -> 1e7."""
+    strength = min(100.0, max(0.0, float(strength)))
+    span = _LOG_STYLE_WEIGHT_HIGH - _LOG_STYLE_WEIGHT_LOW
+    return 10.0 ** (_LOG_STYLE_WEIGHT_LOW + span * strength / 100.0)
+
+
+def style_weight_to_strength(style_weight: float) -> float:
+    """The inverse of strength_to_style_weight, clamped to 0..100."""
+    if style_weight <= 0:
+        return 0.0
+    span = _LOG_STYLE_WEIGHT_HIGH - _LOG_STYLE_WEIGHT_LOW
+    strength = (math.log10(style_weight) - _LOG_STYLE_WEIGHT_LOW) / span * 100.0
+    return min(100.0, max(0.0, strength))
 
 
 def split_list(text: str) -> Sequence[str]:

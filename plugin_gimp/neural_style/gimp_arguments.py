@@ -4,21 +4,18 @@ Every job option of shared/options.py is a procedure argument (named with dashes
 `style_weight`, which the artist sets as "strength", and `style_blend_weights` (one style per run).
 """
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
-from shared.options import OPTIONS, OptionError, split_list, validate_option, validate_options
+from shared.options import (OPTIONS, OptionError, split_list, strength_to_style_weight, validate_option,
+                            validate_options)
 from shared.protocol import EXTRA_OPTIONS   # preview_interval_s, feather
 
 PROCEDURE_NAME = "python-fu-neural-style"
 STYLE_SOURCES = (("file", "From a file"), ("library", "From the style library"), ("layer", "From a layer"))
 
 STRENGTH_DEFAULT = 50.0
-# Strength 0..100 maps log-linearly onto style_weight 1e1..1e7, as in the Krita docker, so the same
-# strength means the same in both editors; 50 is shared/options.py's default 1e4.
-LOG_STYLE_WEIGHT_LOW, LOG_STYLE_WEIGHT_HIGH = 1.0, 7.0
 
 # Controls the artist sees first (the Krita docker's): shown in this order, with friendlier labels.
 MAIN_LABELS = {
@@ -116,8 +113,7 @@ def style_weight_for_strength(strength: float) -> float:
     """Strength 0..100 -> style weight on a log scale: 0 -> 1e1, 50 -> 1e4 (the default), 100 -> 1e7."""
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 100.0:
         raise SettingsError("strength must be a number between 0 and 100, got %r" % (strength,))
-    span = LOG_STYLE_WEIGHT_HIGH - LOG_STYLE_WEIGHT_LOW
-    return math.pow(10.0, LOG_STYLE_WEIGHT_LOW + span * strength / 100.0)
+    return strength_to_style_weight(strength)
 
 
 def _list_value(option, text: str):

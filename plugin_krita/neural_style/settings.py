@@ -5,32 +5,15 @@ preserve colors, style scale. Every other option of shared/options.py is an "adv
 """
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 
-from .shared.options import OPTIONS, OPTIONS_BY_NAME, validate_option, validate_options
+from .shared.options import (OPTIONS, OPTIONS_BY_NAME, strength_to_style_weight, style_weight_to_strength,
+                             validate_option, validate_options)
 from .shared.protocol import EXTRA_OPTIONS_BY_NAME
 
 # Options the main controls stand for; everything else goes in the Advanced section.
 MAIN_OPTIONS = ("style_weight", "iterations", "max_size", "preserve_colors", "style_scale")
 ADVANCED_OPTIONS = tuple(option.name for option in OPTIONS if option.name not in MAIN_OPTIONS)
-
-# Strength 0..100 maps log-linearly onto style_weight 1e1..1e7 (content_weight stays as set);
-# 50 is the engine's default 1e4.
-_LOG_WEIGHT_LOW, _LOG_WEIGHT_HIGH = 1.0, 7.0
-
-
-def strength_to_style_weight(strength: float) -> float:
-    strength = min(100.0, max(0.0, float(strength)))
-    return 10.0 ** (_LOG_WEIGHT_LOW + (_LOG_WEIGHT_HIGH - _LOG_WEIGHT_LOW) * strength / 100.0)
-
-
-def style_weight_to_strength(style_weight: float) -> float:
-    if style_weight <= 0:
-        return 0.0
-    strength = (math.log10(style_weight) - _LOG_WEIGHT_LOW) / (_LOG_WEIGHT_HIGH - _LOG_WEIGHT_LOW) * 100.0
-    return min(100.0, max(0.0, strength))
-
 
 @dataclass
 class Settings:
