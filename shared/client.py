@@ -346,7 +346,19 @@ class Client:
 
     def _maybe_listening(self) -> bool:
         path = endpoints.ipc_path(self.endpoint)
-        return path is None or os.path.exists(path)
+        if path is None:
+            return True
+        try:
+            os.stat(path)
+        except PermissionError:
+            raise EngineUnavailable("the engine socket %s belongs to another user (permission denied); "
+                                    "each user runs their own engine" % path)
+        except OSError:
+            return False
+        if not os.access(path, os.W_OK):      # libzmq would retry the refused connect silently forever
+            raise EngineUnavailable("the engine socket %s belongs to another user (permission denied); "
+                                    "each user runs their own engine" % path)
+        return True
 
     def _hello(self, timeout: float) -> Optional[Dict[str, Any]]:
         """One hello on a fresh socket; the welcome map, or None if nothing answered in time."""
