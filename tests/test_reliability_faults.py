@@ -11,8 +11,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from shared.client import Client
 from shared.protocol import Pixels, StyleRef
 from tests.support.engine_fixture import REPO
