@@ -22,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from tests.support.engine_fixture import running_engine, short_temp_dir  # noqa: E402
-from tests.test_reliability_load import rss_kb, run_load  # noqa: E402
+from tests.support.proc_memory import rss_kb  # noqa: E402
+from tests.test_reliability_load import run_load  # noqa: E402
 
 
 def main():

@@ -14,6 +14,7 @@ import time
 from shared.client import Client
 from shared.protocol import Pixels, StyleRef
 from tests.support.engine_fixture import REPO
+from tests.support.proc_memory import rss_kb
 
 SIDE = 1024                        # 1024 x 1024 RGBA f32 = 16 MiB per submit
 
@@ -35,14 +36,6 @@ while True:
     if req == 1:
         print("SENDING", flush=True)
 """
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 def wait_idle_and_forgotten(client, timeout):

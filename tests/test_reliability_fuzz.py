@@ -23,6 +23,7 @@ from shared import protocol as p
 from shared.client import Client
 from shared.protocol import Pixels, StyleRef
 from tests.support.engine_fixture import running_engine, short_temp_dir
+from tests.support.proc_memory import rss_kb
 
 MAX_PIXELS = 128 * 128             # keeps the engine's MAXMSGSIZE small, so oversized frames are cheap
 SEEDED_CASES = 10_240
@@ -45,14 +46,6 @@ def fuzz_engine(fake_weights):
             yield engine
     finally:
         shutil.rmtree(home, ignore_errors=True)
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 def dealer(endpoint):

@@ -19,19 +19,12 @@ import zmq
 from shared import protocol as p
 from shared.protocol import Pixels, StyleRef
 from tests.support.engine_fixture import running_engine, short_temp_dir
+from tests.support.proc_memory import rss_kb
 
 CLIENTS = 16
 LOAD_SECONDS = 15.0
 MAX_QUEUE = 6                    # smaller than CLIENTS, so "queue_full" really happens
 OPTIONS = {"iterations": 2, "max_size": 32, "preview_interval_s": 0.0}
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 def tiny_image(width, height, seed):
