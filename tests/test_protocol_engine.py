@@ -323,6 +323,28 @@ def test_style_library_messages(client, tmp_path):
 DEBIAN_PYTHON = "/usr/bin/python3"
 
 
+def plugin_copy_of_shared(folder):
+    """shared/ copied into `folder` as the sub-package neural_style.shared, exactly as the plugins get it."""
+    os.makedirs(os.path.join(folder, "neural_style"))
+    open(os.path.join(folder, "neural_style", "__init__.py"), "w").close()
+    shutil.copytree(os.path.join(REPO, "shared"), os.path.join(folder, "neural_style", "shared"))
+
+
+def client_script(folder, dtype, report):
+    """A script for an editor's Python: handshake, one 20x16 RGBA job of `dtype`, print `report`."""
+    return (
+        "import sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from neural_style.shared.client import Client\n"
+        "from neural_style.shared.protocol import Pixels, StyleRef\n"
+        "c = Client(sys.argv[1], autostart=False)\n"
+        "print(c.connect()['protocol_version'])\n"
+        "img = Pixels(20, 16, 4, %r, bytes(range(256)) * %d)\n"
+        "final = c.submit(img, [StyleRef.pixels(img)], {'iterations': 2, 'preview_interval_s': 0}).wait(120)\n"
+        "print(%s)\n"
+        "c.close()\n" % (folder, dtype, 5 if dtype == "u8" else 10, report))
+
+
 def test_client_runs_in_debians_python_with_debians_pyzmq(shared_engine):
     """Krita 5.1 on Debian 12 embeds the system Python 3.11 with python3-zmq (pyzmq 24) and python3-msgpack."""
     probe = subprocess.run([DEBIAN_PYTHON, "-c", "import zmq, msgpack; print(zmq.__version__)"],
@@ -331,24 +353,11 @@ def test_client_runs_in_debians_python_with_debians_pyzmq(shared_engine):
         if os.environ.get("CI") == "true":
             pytest.fail("CI needs %s with python3-zmq and python3-msgpack" % DEBIAN_PYTHON)
         pytest.skip("%s with python3-zmq and python3-msgpack is not installed" % DEBIAN_PYTHON)
-    # A copy of shared/ as a sub-package, exactly as the plugins get it.
     folder = short_temp_dir("nse-plugin-")
     try:
-        os.makedirs(os.path.join(folder, "neural_style"))
-        open(os.path.join(folder, "neural_style", "__init__.py"), "w").close()
-        shutil.copytree(os.path.join(REPO, "shared"), os.path.join(folder, "neural_style", "shared"))
-        script = (
-            "import sys\n"
-            "sys.path.insert(0, %r)\n"
-            "from neural_style.shared.client import Client\n"
-            "from neural_style.shared.protocol import Pixels, StyleRef\n"
-            "c = Client(sys.argv[1], autostart=False)\n"
-            "print(c.connect()['protocol_version'])\n"
-            "img = Pixels(20, 16, 4, 'u8', bytes(range(256)) * 5)\n"
-            "job = c.submit(img, [StyleRef.pixels(img)], {'iterations': 2, 'preview_interval_s': 0})\n"
-            "final = job.wait(120)\n"
-            "print(final.type, final.pixels.width, final.pixels.height, final.pixels.channels, len(final.pixels.data))\n"
-            "c.close()\n" % folder)
+        plugin_copy_of_shared(folder)
+        script = client_script(folder, "u8", "final.type, final.pixels.width, final.pixels.height, "
+                                             "final.pixels.channels, len(final.pixels.data)")
         run = subprocess.run([DEBIAN_PYTHON, "-c", script, shared_engine.endpoint], capture_output=True, text=True,
                              timeout=180, cwd=folder)
         assert run.returncode == 0, run.stderr
@@ -392,22 +401,11 @@ def test_client_runs_in_gimps_python_in_the_debian_13_root(shared_engine):
         pytest.skip("no Debian 13 root for GIMP 3 at %s (or not root, which chroot needs)" % GIMP_ROOT)
     inside = short_temp_dir("nse-plugin-", parent=os.path.join(GIMP_ROOT, "tmp"))
     try:
-        os.makedirs(os.path.join(inside, "neural_style"))
-        open(os.path.join(inside, "neural_style", "__init__.py"), "w").close()
-        shutil.copytree(os.path.join(REPO, "shared"), os.path.join(inside, "neural_style", "shared"))
+        plugin_copy_of_shared(inside)
         folder = "/tmp/" + os.path.basename(inside)
         endpoint = "ipc://" + shared_engine.endpoint[len("ipc://" + GIMP_ROOT):]
-        script = (
-            "import sys\n"
-            "sys.path.insert(0, %r)\n"
-            "from neural_style.shared.client import Client\n"
-            "from neural_style.shared.protocol import Pixels, StyleRef\n"
-            "c = Client(sys.argv[1], autostart=False)\n"
-            "print(c.connect()['protocol_version'])\n"
-            "img = Pixels(20, 16, 4, 'u16', bytes(range(256)) * 10)\n"
-            "final = c.submit(img, [StyleRef.pixels(img)], {'iterations': 2, 'preview_interval_s': 0}).wait(120)\n"
-            "print(sys.version_info[0], sys.version_info[1], final.type, final.pixels.dtype, len(final.pixels.data))\n"
-            "c.close()\n" % folder)
+        script = client_script(folder, "u16", "sys.version_info[0], sys.version_info[1], final.type, "
+                                              "final.pixels.dtype, len(final.pixels.data)")
         run = subprocess.run(["chroot", GIMP_ROOT, "/usr/bin/python3", "-c", script, endpoint],
                              capture_output=True, text=True, timeout=180)
         assert run.returncode == 0, run.stderr
