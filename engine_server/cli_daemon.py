@@ -34,7 +34,8 @@ def _run(args: argparse.Namespace) -> int:
     from .daemon import DaemonError, run
     try:
         run(args.endpoint, args.weights, _limits(args), library_folder=args.library, quiet=args.quiet,
-            curve_folder=args.curve_dir, force_curve=args.curve)
+            curve_folder=args.curve_dir, force_curve=args.curve,
+            job_memory_bytes=None if args.job_memory_mib is None else args.job_memory_mib << 20)
     except DaemonError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
@@ -88,6 +89,9 @@ def register(subparsers) -> None:
                      % defaults["client_timeout_s"])
     run.add_argument("--heartbeat-interval", dest="heartbeat_interval_s", type=float, default=None,
                      help="seconds between heartbeats (default %g)" % defaults["heartbeat_interval_s"])
+    run.add_argument("--job-memory-mib", type=int, default=None,
+                     help="memory one job may use; larger images are worked on in tiles (default: half of "
+                          "what the system has available when the job starts each scale)")
     run.add_argument("--library", default=None, help="style library folder (default: the per-user one)")
     run.add_argument("--quiet", action="store_true", help="log to the log file only")
     run.add_argument("--curve-dir", default=None,

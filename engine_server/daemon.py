@@ -185,7 +185,7 @@ def device_name(model: Any) -> str:
 
 def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: Optional[Dict[str, Any]] = None,
         library_folder: Optional[str] = None, quiet: bool = False, curve_folder: Optional[str] = None,
-        force_curve: bool = False) -> None:
+        force_curve: bool = False, job_memory_bytes: Optional[int] = None) -> None:
     """Serve until stopped (SIGTERM, SIGINT or a shutdown message). Raises DaemonError with a sentence."""
     try:
         endpoint = endpoints.resolve(endpoint)
@@ -197,12 +197,13 @@ def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: O
     try:
         log_path = setup_logging(to_stderr=not quiet)
         log.info("engine starting on %s (pid %d)", endpoint, os.getpid())
-        _serve(endpoint, weights, limits, library_folder, curve, log_path)
+        _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes)
     finally:
         lock.release()
 
 
-def _serve(endpoint, weights, limits, library_folder, curve, log_path) -> None:
+def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes) -> None:
+    from . import memory
     from .errors import EngineError
     from .job_runner import StylizeRunner
     from .model import VGG19Features
@@ -213,6 +214,7 @@ def _serve(endpoint, weights, limits, library_folder, curve, log_path) -> None:
         model = VGG19Features.load(weights_path)
     except EngineError as error:
         raise DaemonError(error.message)
+    memory.set_job_limit(job_memory_bytes)
     library = _open_library(library_folder, weights_path)
     path = endpoints.ipc_path(endpoint)
     if path:

@@ -17,7 +17,7 @@ import numpy as np
 
 from shared.options import defaults
 
-from . import colors
+from . import colors, memory, tiling
 from .errors import Cancelled, InputError
 from .images import fit_size, resize
 from .losses import Objective, feature_positions, gram, rescale_gram
@@ -112,7 +112,10 @@ class _Targets:
     def content(self, content, always=False):
         if not always and float(self.options["content_weight"]) == 0.0:   # saves a forward pass
             return None
-        return self.model.features(content, [self.content_layer], self.pooling)[self.content_layer].numpy()
+        layer, model, pooling = self.content_layer, self.model, self.pooling
+        return memory.fitted(content.shape[:2], [layer], model.device,
+                             lambda: model.features(content, [layer], pooling)[layer].numpy(),
+                             lambda core: tiling.tiled_features(model, content, layer, pooling, core))
 
     def style_grams(self, image, key):
         """{layer: Gram of the style image at its own size}; asks and fills the cache when keyed."""
@@ -125,9 +128,15 @@ class _Targets:
                     grams[name] = np.asarray(cached, np.float32)
         missing = [name for name in self.style_layers if name not in grams]
         if missing:
-            features = self.model.features(image, missing, self.pooling)
+            model, pooling = self.model, self.pooling
+
+            def whole():
+                features = model.features(image, missing, pooling)
+                return {name: gram(features[name]).numpy() for name in missing}
+
+            grams.update(memory.fitted(size, missing, model.device, whole,
+                                       lambda core: tiling.tiled_grams(model, image, missing, pooling, core)))
             for name in missing:
-                grams[name] = gram(features[name]).numpy()
                 if key is not None and self.gram_cache is not None:
                     self.gram_cache.put(key, size, name, self.pooling, grams[name])
         return grams
@@ -164,6 +173,7 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
     if max(work_size) > options["max_size"]:
         work_size = fit_size(work_size, options["max_size"])
     check_size(work_size, layers)
+    memory.check_fits(work_size, layers, model.device)
     full_content = resize(content, work_size)
 
     keys = [s.key for s in styles]
@@ -199,8 +209,8 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
         x = np.clip(resize(x, size), 0.0, 255.0)
         if should_cancel is not None and should_cancel():
             raise Cancelled(finish(x))
-        objective = Objective(model, options, targets.content(resize(full_content, size)),
-                              targets.styles(style_images, keys, weights, size))
+        objective = memory.FittedObjective(Objective(model, options, targets.content(resize(full_content, size)),
+                                                     targets.styles(style_images, keys, weights, size)), size)
         shape = size + (3,)
 
         def fun(flat, objective=objective, shape=shape):
