@@ -124,13 +124,13 @@ def run_baseline(model, content, style, options, steps):
 
     objective = build_objective(model, content, style, options)
     shape = content.shape
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     optimizer = Adam(lambda x: objective.evaluate(x.reshape(shape)), content, learning_rate=0.02 * 255,
                      beta1=0.99, epsilon=0.1 / 255, bounds=(0.0, 255.0))
-    trace = [(time.perf_counter() - start, optimizer.value)]
+    trace = [(time.perf_counter() - start, optimizer.value, time.process_time() - cpu_start)]
     for step in range(1, steps + 1):
         optimizer.step()
-        trace.append((time.perf_counter() - start, optimizer.best_value))
+        trace.append((time.perf_counter() - start, optimizer.best_value, time.process_time() - cpu_start))
         if step % 50 == 0:
             print("  baseline step %d: loss %.4g at %.1f s" % (step, optimizer.best_value, trace[-1][0]), flush=True)
     return trace
@@ -140,14 +140,14 @@ def run_default_job(model, content, style, options):
     from engine_server.stylize import StyleInput, stylize
 
     trace = []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
 
     def on_progress(progress):
         if progress.scale == progress.scales - 1:       # only the final scale's losses are the same objective
-            trace.append((time.perf_counter() - start, progress.total_loss, progress.iteration))
+            trace.append((time.perf_counter() - start, progress.total_loss, time.process_time() - cpu_start))
 
     result = stylize(model, content, [StyleInput(style)], options, on_progress=on_progress)
-    return trace, time.perf_counter() - start, result
+    return trace, (time.perf_counter() - start, time.process_time() - cpu_start), result
 
 
 def continue_lbfgs(model, content, style, options, start_image, target, offset_s, max_iterations):
@@ -157,21 +157,26 @@ def continue_lbfgs(model, content, style, options, start_image, target, offset_s
 
     objective = build_objective(model, content, style, options)
     shape = content.shape
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
+
+    def elapsed():
+        return offset_s[0] + time.perf_counter() - start, offset_s[1] + time.process_time() - cpu_start
+
     optimizer = LBFGS(lambda x: objective.evaluate(x.reshape(shape)), start_image, bounds=PIXEL_BOUNDS)
     for iteration in range(1, max_iterations + 1):
         optimizer.step()
         if optimizer.best_value <= target:
-            return iteration, offset_s + time.perf_counter() - start
-    return None, offset_s + time.perf_counter() - start
+            return iteration, elapsed()
+    return None, elapsed()
 
 
 def first_time_below(trace, loss):
+    """(wall s, process CPU s) of the first trace entry whose best-so-far loss is <= `loss`."""
     best = float("inf")
     for entry in trace:
         best = min(best, entry[1])
         if best <= loss:
-            return entry[0]
+            return entry[0], entry[2]
     return None
 
 
@@ -231,33 +236,42 @@ def main(argv=None):
     job_options = dict(options, max_size=args.job_size)
     baseline = run_baseline(model, content, style, job_options, args.baseline_steps)
     target = baseline[-1][1]
+    baseline_time = baseline[-1][0], baseline[-1][2]
     job, job_total, job_image = run_default_job(model, content, style, job_options)
     job_time = first_time_below(job, target)
     extra = None
     if job_time is None and args.max_extra_iterations:
-        extra, extra_time = continue_lbfgs(model, content, style, job_options, job_image, target, job_total,
-                                           args.max_extra_iterations)
-        results["race_continued"] = {"extra_final_scale_iterations": extra, "time_s": extra_time}
+        extra, job_time = continue_lbfgs(model, content, style, job_options, job_image, target, job_total,
+                                         args.max_extra_iterations)
+        results["race_continued"] = {"extra_final_scale_iterations": extra, "wall_s": job_time[0],
+                                     "cpu_s": job_time[1]}
+        if extra is None:
+            job_time = None
     results["race"] = {"size": args.job_size, "baseline_steps": args.baseline_steps,
-                       "baseline_final_loss": target, "baseline_time_s": baseline[-1][0],
-                       "default_job_iterations": options["iterations"], "default_job_time_s": job_total,
-                       "default_job_final_loss": job[-1][1] if job else None,
-                       "default_job_time_to_baseline_loss_s": job_time}
-    print("race at %d px: baseline (Adam lr 0.02-equivalent, %d steps) final loss %.4g after %.1f s" % (
-        args.job_size, args.baseline_steps, target, baseline[-1][0]), flush=True)
+                       "baseline_final_loss": target, "baseline_wall_s": baseline_time[0],
+                       "baseline_cpu_s": baseline_time[1],
+                       "default_job_iterations": options["iterations"], "default_job_wall_s": job_total[0],
+                       "default_job_cpu_s": job_total[1], "default_job_final_loss": job[-1][1] if job else None,
+                       "default_job_to_baseline_loss_wall_s": job_time[0] if job_time else None,
+                       "default_job_to_baseline_loss_cpu_s": job_time[1] if job_time else None,
+                       "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    print("race at %d px: baseline (Adam lr 0.02-equivalent, %d steps) final loss %.4g after %.1f s "
+          "(%.1f CPU s)" % (args.job_size, args.baseline_steps, target, baseline_time[0], baseline_time[1]),
+          flush=True)
     for fraction in (0.25, 0.5, 0.75):
         step = int(fraction * args.baseline_steps)
         print("  baseline after %d steps: loss %.4g at %.1f s" % (step, baseline[step][1], baseline[step][0]))
-    print("default job (%d iterations, coarse-to-fine L-BFGS): final loss %.4g after %.1f s; reached the "
-          "baseline's final loss after %s" % (options["iterations"], job[-1][1] if job else float("nan"), job_total,
-                                             "%.1f s" % job_time if job_time is not None else "never"), flush=True)
-    if "race_continued" in results:
-        if extra is not None:
-            print("  continuing L-BFGS at the final scale: the baseline's final loss after %d more iterations, "
-                  "%.1f s in all" % (extra, results["race_continued"]["time_s"]))
-        else:
-            print("  continuing L-BFGS at the final scale for %d more iterations did not reach it (%.1f s in all)"
-                  % (args.max_extra_iterations, results["race_continued"]["time_s"]))
+    print("default job (%d iterations, coarse-to-fine L-BFGS): final loss %.4g after %.1f s (%.1f CPU s)" % (
+        options["iterations"], job[-1][1] if job else float("nan"), job_total[0], job_total[1]), flush=True)
+    if extra is not None:
+        print("  it needed %d more final-scale L-BFGS iterations to reach the baseline's loss" % extra)
+    if job_time is None:
+        print("the default job did not reach the baseline's final loss", flush=True)
+    else:
+        print("the default job reached the baseline's final loss after %.1f s (%.1f CPU s): %.1fx sooner "
+              "(%.1fx in CPU time); load average now %s" % (
+                  job_time[0], job_time[1], baseline_time[0] / job_time[0], baseline_time[1] / job_time[1],
+                  results["race"]["load_average_after"]), flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)
