@@ -429,8 +429,11 @@ class Client:
                         output.seek(0)
                         lines = [line.strip() for line in output.read().decode("utf-8", "replace").splitlines()
                                  if line.strip()]
-                        raise EngineUnavailable("the engine could not be started: %s"
-                                                % (lines[-1] if lines else "exit code %d" % code))
+                        reason = lines[-1] if lines else "exit code %d" % code
+                        for prefix in ("error: ", "the engine did not start: "):   # the CLI's own framing
+                            if reason.lower().startswith(prefix):
+                                reason = reason[len(prefix):]
+                        raise EngineUnavailable("the engine could not be started: %s" % reason)
                     if self._maybe_listening():
                         welcome = self._hello(min(1.0, max(0.05, deadline - time.monotonic())))
                         if welcome is not None:

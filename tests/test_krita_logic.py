@@ -185,6 +185,23 @@ def test_result_and_style_names(plugin):
     assert r.style_name_from_path("noext") == "noext"
 
 
+def test_a_failed_jobs_layer_is_named_incomplete_once(plugin):
+    r = plugin.region
+    assert r.incomplete_layer_name("Paint – Starry") == "Paint – Starry (incomplete)"
+    assert r.incomplete_layer_name("Paint – Starry (incomplete)") == "Paint – Starry (incomplete)"
+
+
+def test_failure_text_names_the_layer_the_reason_and_what_was_kept(plugin):
+    p = plugin.progress
+    assert p.failure_text("no engine answers on tcp://x") == "No engine answers on tcp://x."
+    assert p.failure_text("style file /s.png is damaged.", "Paint") == \
+        'Layer "Paint" could not be stylized: style file /s.png is damaged.'
+    assert p.failure_text("the engine stopped answering", "Sky", ["Sky – a (incomplete)"]) == \
+        'Layer "Sky" could not be stylized: the engine stopped answering; the last preview is kept as layer ' \
+        '"Sky – a (incomplete)".'
+    assert p.failure_text("") == "The engine reported an error."
+
+
 def test_progress_fraction_and_eta(plugin):
     p = plugin.progress
     assert p.overall_fraction(0, 1, 50, 200) == 0.25

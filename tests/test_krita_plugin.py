@@ -25,6 +25,7 @@ pytestmark = pytest.mark.editor
 
 KRITA_TIMEOUT_S = 420            # the whole Krita session: start, every case, quit
 SELECTION = (16, 12, 48, 36)     # x, y, w, h in the 96x64 "ns_rgba" document
+TINY = (20, 20, 12, 10)          # a selection smaller than the network's deepest layer needs (16 px)
 FEATHER = 2
 FAST = {"iterations": 24, "max_size": 64, "preview_interval_s": 0.1}
 LONG = {"iterations": 3000, "max_size": 64, "preview_interval_s": 0.2}   # only ever cancelled
@@ -39,13 +40,26 @@ def free_port():
 
 
 def kill_autostarted_engine(results):
-    """The driver stops the engine it auto-started; if that failed, do not leave it running."""
-    pid = ((results or {}).get("cases", {}).get("autostart") or {}).get("pid")
-    if pid:
+    """The driver stops the engines it auto-started; if that failed, do not leave them running."""
+    cases = (results or {}).get("cases", {})
+    pids = [(cases.get("autostart") or {}).get("pid")] + list((cases.get("engine_faults") or {}).get("pids", []))
+    for pid in filter(None, pids):
         try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if b"engine_server" not in f.read():
+                    continue        # gone, and the pid reused: not ours
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+
+
+def damaged_copy(source, target, keep):
+    """The first `keep` bytes of `source` (a file cut short, as by a crash or a full disk)."""
+    with open(source, "rb") as f:
+        data = f.read()
+    with open(target, "wb") as f:
+        f.write(data[:keep if keep > 0 else len(data) + keep])
+    return target
 
 
 def engine_status(endpoint):
@@ -80,6 +94,10 @@ def krita(fake_weights):
         Image.fromarray(style_pixels(7)).save(style)
         endpoint = "ipc://" + os.path.join(root, "engine.sock")
         dead_endpoint = "tcp://127.0.0.1:%d" % free_port()
+        damaged_style = damaged_copy(style, os.path.join(root, "damaged style.png"), -os.path.getsize(style) // 2)
+        damaged_weights = damaged_copy(fake_weights, os.path.join(root, "damaged.h5"), 1 << 20)
+        engine_command = ["/usr/bin/env", "PYTHONPATH=" + REPO, "NEURAL_STYLE_WEIGHTS=" + fake_weights,
+                          sys.executable, "-m", "engine_server"]
         cases = [
             {"name": "plugin_loaded", "kind": "plugin_loaded"},
             dict(FAST, name="selection", kind="selection_rgba", selection=list(SELECTION), feather=FEATHER),
@@ -96,16 +114,22 @@ def krita(fake_weights):
             dict(FAST, name="autostart", kind="autostart", endpoint="ipc://" + os.path.join(root, "auto.sock"),
                  start_timeout=180.0, iterations=8,
                  # What the installer's engine.json holds, plus the test weights and this checkout.
-                 engine_command=["/usr/bin/env", "PYTHONPATH=" + REPO, "NEURAL_STYLE_WEIGHTS=" + fake_weights,
-                                 sys.executable, "-m", "engine_server"]),
+                 engine_command=engine_command),
             {"name": "no_engine", "kind": "no_engine", "endpoint": dead_endpoint},
+            # Failures (docs/reliability.md, "Failures in the editors"):
+            dict(FAST, name="damaged_style", kind="job_fails", style=damaged_style, iterations=8),
+            dict(FAST, name="tiny_selection", kind="job_fails", style=style, selection=list(TINY), iterations=8),
+            dict(FAST, name="engine_faults", kind="engine_faults", iterations=8, long=LONG, start_timeout=180.0,
+                 endpoint="ipc://" + os.path.join(root, "faults.sock"), engine_command=engine_command,
+                 bad_weights_command=[part.replace(fake_weights, damaged_weights) for part in engine_command]),
         ]
         scenario = {"endpoint": endpoint, "style_image": style, "cases": cases, "quit_mid_job": LONG}
         with running_engine(weights=fake_weights, endpoint=endpoint):
             results, details = krita_session.run_krita(os.path.join(root, "profile"), scenario,
                                                        timeout_s=KRITA_TIMEOUT_S)
             details["engine_after_quit"] = engine_status(endpoint)
-        details.update(dead_endpoint=dead_endpoint, results=results)
+        details.update(dead_endpoint=dead_endpoint, results=results, damaged_style=damaged_style,
+                       damaged_weights=damaged_weights)
         yield (results or {}).get("cases", {}), details
     finally:
         kill_autostarted_engine(results)
@@ -357,3 +381,90 @@ def test_no_engine_and_no_way_to_start_it_fails_fast_and_clearly(krita):
     assert [item["name"] for item in record["after"]["layers"]] == [
         item["name"] for item in record["before"]["layers"]], "a result layer was left behind"
     assert record["max_ui_gap_s"] < 1.5
+
+
+# ---- failures: what the artist sees, and what is left of the document ---------------------------
+
+def assert_one_readable_sentence(message, *words):
+    assert message and all(word in message for word in words), message
+    assert "\n" not in message and "Traceback" not in message, message
+
+
+def assert_document_unchanged(before, after):
+    assert [item["name"] for item in after["layers"]] == [item["name"] for item in before["layers"]], \
+        "a layer was left behind or lost"
+    for item in before["layers"]:
+        assert layer(after, item["name"])["pixels"] == item["pixels"], item["name"]
+
+
+@pytest.mark.parametrize("name, words", [
+    ("damaged_style", ["damaged style.png", "truncated or damaged"]),
+    ("tiny_selection", ["12x10", "too small", "16 pixels"]),
+])
+def test_a_job_the_engine_fails_shows_why_and_leaves_the_document_as_it_was(krita, name, words):
+    record = case(krita, name)
+    assert record["ok"] and record["finished_in_time"], record
+    assert record["finished"]["outcome"] == "error", record["finished"]
+    message = record["finished"]["message"]
+    assert message.startswith('Layer "Paint" could not be stylized: '), message
+    assert_one_readable_sentence(message, *words)
+    assert record["status_text"] == message, "the docker shows %r" % record["status_text"]
+    assert record["paints"] == [], "nothing may be painted before the engine refuses"
+    assert_document_unchanged(record["before"], record["after"])
+    assert not record["busy_after"] and record["max_ui_gap_s"] < 1.5
+    assert record["engine_state"][0] == "connected", "a failed job does not lose the engine"
+    again = record["again"]
+    assert again["finished"]["outcome"] == "done", again["finished"]
+    assert [item["name"] for item in layers(again["after"])] == ["Background", "Paint", "Paint – Starry"]
+
+
+def test_a_damaged_weights_file_fails_the_auto_start_clearly(krita):
+    record = case(krita, "engine_faults")["bad_weights"]
+    _, details = krita
+    assert record["ok"] and record["finished_in_time"], record
+    assert record["finished"]["outcome"] == "error", record["finished"]
+    message = record["finished"]["message"]
+    assert message.startswith("The engine could not be started: VGG-19 weights file "), message
+    assert_one_readable_sentence(message, details["damaged_weights"], "truncated or damaged", "--weights")
+    assert record["status_text"] == message
+    assert [state for state, _ in record["states"]] == ["starting", "not running"], record["states"]
+    assert record["state_text"].startswith("Engine: not running ("), record["state_text"]
+    assert_document_unchanged(case(krita, "engine_faults")["before"], record["after"])
+    assert not record["busy_after"] and record["max_ui_gap_s"] < 1.5
+
+
+def test_an_engine_killed_mid_job_is_reported_and_keeps_the_preview_as_incomplete(krita):
+    record = case(krita, "engine_faults")["killed"]
+    assert record["ok"] and record.get("killed"), record
+    assert [state for state, _ in record["states_before_kill"]] == ["starting", "connected"], \
+        "with good weights the next Apply starts the engine"
+    assert record["finished_in_time"] and record["finished"]["outcome"] == "error", record["finished"]
+    assert record["kill_to_finished_s"] < 30, record["kill_to_finished_s"]
+    message = record["finished"]["message"]
+    assert message.startswith('Layer "Paint" could not be stylized: the engine on ipc://'), message
+    assert_one_readable_sentence(message, "stopped answering", "crashed",
+                                 'the last preview is kept as layer "Paint – Starry (incomplete)"')
+    assert record["status_text"] == message
+    assert record["engine_state"][0] == "not running" and record["state_text"].startswith("Engine: not running")
+    assert not record["busy_after"] and record["max_ui_gap_s"] < 1.5, record["max_ui_gap_s"]
+    before = case(krita, "engine_faults")["before"]
+    after = record["after"]
+    assert [item["name"] for item in layers(after)] == ["Background", "Paint", "Paint – Starry (incomplete)"]
+    for name in ("Background", "Paint"):
+        assert layer(after, name)["pixels"] == layer(before, name)["pixels"], name
+    kept = layer(after, "Paint – Starry (incomplete)")
+    assert kept["bounds"][2:] == [64, 64], "the kept layer holds the last preview"
+    painted = [paint for paint in record["paints"] if not paint["final"]]
+    assert painted and not any(paint["final"] for paint in record["paints"])
+
+
+def test_the_next_apply_after_an_engine_crash_starts_a_fresh_engine(krita):
+    record = case(krita, "engine_faults")
+    again = record["again"]
+    assert again["finished_in_time"] and again["finished"]["outcome"] == "done", again["finished"]
+    assert [state for state, _ in again["states"]][:2] == ["starting", "connected"], again["states"]
+    assert again["pid"] and again["pid"] != record["killed"]["pid"], (again["pid"], record["killed"]["pid"])
+    assert [item["name"] for item in layers(again["after"])] == [
+        "Background", "Paint", "Paint – Starry", "Paint – Starry (incomplete)"]
+    assert again["status_text"] == "Done." and again["state_text"].startswith("Engine: connected")
+    assert "shutdown_error" not in record, record["shutdown_error"]

@@ -13,8 +13,8 @@ from PyQt5.QtCore import QObject, pyqtSignal
 from krita import Krita
 
 from .pixels import UnsupportedLayer, transfer_of, wire_format
-from .progress import overall_fraction, progress_text
-from .region import Rect, job_region, result_layer_name, style_name_from_path
+from .progress import failure_text, overall_fraction, progress_text
+from .region import Rect, incomplete_layer_name, job_region, result_layer_name, style_name_from_path
 from .settings import option_error_text, to_options
 from .shared.options import OptionError
 from .shared.protocol import Pixels, StyleRef
@@ -67,7 +67,9 @@ def is_open(document) -> bool:
 class _LayerJob:
     def __init__(self, source, result, rect):
         self.source, self.result, self.rect = source, result, rect
-        self.painted = False
+        self.started = False    # the engine sent an event for it
+        self.painted = False    # a preview (or the result) is in the result layer
+        self.final = False      # the result is in the result layer
 
 
 class Controller(QObject):
@@ -218,7 +220,11 @@ class Controller(QObject):
         return StyleRef.pixels(read_layer(style.node, rect).to_pixels(), name=style.node.name())
 
     def cancel(self):
-        """Stop the running Apply; result layers keep their last preview (empty ones are removed)."""
+        """Stop the running Apply; result layers keep their last preview (empty ones are removed).
+
+        A job that fails (engine error, engine gone) also keeps its last preview, renamed
+        "<name> (incomplete)"; see _on_batch_finished.
+        """
         if self.is_busy():
             self.progress.emit(-1.0, "Cancelling…")
         self._worker.cancel()
@@ -235,6 +241,7 @@ class Controller(QObject):
         if self._closing or not self._jobs or key >= len(self._jobs):
             return
         job = self._jobs[key]
+        job.started = True
         if kind == "progress":
             fraction = overall_fraction(key, len(self._jobs), header.get("iteration"), header.get("iterations"))
             self.progress.emit(fraction, progress_text(job.source.name(), key, len(self._jobs), header))
@@ -248,6 +255,7 @@ class Controller(QObject):
         rect = job.rect
         job.result.setPixelData(data, rect.x, rect.y, rect.width, rect.height)
         job.painted = True
+        job.final = job.final or final
         self._document.refreshProjection()
         self.layer_painted.emit(job.result, final)
 
@@ -256,11 +264,20 @@ class Controller(QObject):
             return
         jobs, document = self._jobs, self._document
         self._jobs, self._document = [], None
+        kept = []
         if is_open(document):
             for job in jobs:
                 if not job.painted:
                     job.result.remove()
+                elif outcome == "error" and not job.final:
+                    # The job died after previews: keep the last one, named so that nobody takes it
+                    # for a finished result (a cancelled job keeps its name: the artist chose to stop).
+                    job.result.setName(incomplete_layer_name(job.result.name()))
+                    kept.append(job.result.name())
             document.refreshProjection()
+        if outcome == "error":
+            failed = [job for job in jobs if job.started and not job.final]
+            message = failure_text(message, failed[0].source.name() if failed else None, kept)
         self.progress.emit(1.0 if outcome == "done" else 0.0, message)
         self.finished.emit(outcome, message)
 

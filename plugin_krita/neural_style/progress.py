@@ -28,3 +28,14 @@ def progress_text(layer_name: str, task_index: int, task_count: int, header: dic
         text += ": iteration %d/%d" % (iteration, iterations)
     eta = format_eta(header.get("eta_s"))
     return text + (", " + eta if eta else "")
+
+
+def failure_text(message: str, layer_name=None, kept=()) -> str:
+    """One sentence for a failed Apply: the layer whose job failed (None if none had started), the
+    engine's or the client's reason, and the result layers kept with their last preview."""
+    text = (message or "the engine reported an error").strip().rstrip(".")
+    if layer_name is not None:
+        text = "Layer \"%s\" could not be stylized: %s" % (layer_name, text)
+    if kept:
+        text += "; the last preview is kept as layer %s" % ", ".join("\"%s\"" % name for name in kept)
+    return text[:1].upper() + text[1:] + "."

@@ -3,6 +3,7 @@
 from collections import namedtuple
 
 Rect = namedtuple("Rect", "x y width height")
+INCOMPLETE_SUFFIX = " (incomplete)"
 
 
 def intersect(a: Rect, b: Rect):
@@ -31,6 +32,11 @@ def job_region(layer_bounds: Rect, canvas: Rect, selection_bounds: Rect = None):
 
 def result_layer_name(source_name: str, style_name: str) -> str:
     return "%s – %s" % (source_name, style_name)
+
+
+def incomplete_layer_name(name: str) -> str:
+    """The name a result layer gets when its job failed after previews: 'Paint – Starry (incomplete)'."""
+    return name if name.endswith(INCOMPLETE_SUFFIX) else name + INCOMPLETE_SUFFIX
 
 
 def style_name_from_path(path: str) -> str:

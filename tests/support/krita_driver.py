@@ -429,7 +429,123 @@ def case_autostart(case, ctl):
     return out
 
 
-CASES = {"autostart": case_autostart, "two_layers": case_two_layers, "refusals": case_refusals, "library": case_library, "docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
+def docker_texts():
+    """What the docker shows the artist: its status line and its engine state line."""
+    from neural_style.extension import show_docker
+    docker = show_docker()
+    return {"status_text": docker.status.text(), "state_text": docker.state_label.text()}
+
+
+def engine_pid(endpoint):
+    """The pid of the engine answering on `endpoint` (from its status report), or None."""
+    from neural_style.shared.client import Client, ClientError
+    client = Client(endpoint=endpoint, autostart=False)
+    try:
+        client.connect()
+        return client.status().get("pid")
+    except ClientError:
+        return None
+    finally:
+        client.close()
+
+
+def shut_down_engine(endpoint):
+    """Ask the engine on `endpoint` to stop; None, or why it could not be asked."""
+    from neural_style.shared.client import Client, ClientError
+    client = Client(endpoint=endpoint, autostart=False)
+    try:
+        client.connect()
+        client.shutdown()
+        return None
+    except ClientError as error:
+        return str(error)
+    finally:
+        client.close()
+
+
+def failed_apply(ctl, doc, nodes, style, case, timeout=120):
+    """One Apply that should fail: what the artist sees, and what is left of the document."""
+    ok, apply_s, finished, watcher = run_apply(ctl, doc, nodes, style, dict(case, timeout=timeout))
+    out = {"ok": ok, "apply_call_s": apply_s, "finished_in_time": finished, "after": describe(doc),
+           "busy_after": ctl.is_busy(), "engine_state": list(ctl.state)}
+    out.update(watcher.close())
+    out.update(docker_texts())
+    return out
+
+
+def case_job_fails(case, ctl):
+    """The engine accepts the job, then fails it (a damaged style file, a selection too small for
+    the network); then the same Apply with a good style and no selection works."""
+    from neural_style.controller import StyleChoice
+    doc, (background, layer) = make_document("ns_" + case["name"], "U8", 64, 64, ["Paint"])
+    if case.get("selection"):
+        selection = Selection()
+        selection.select(*case["selection"], 255)
+        doc.setSelection(selection)
+    before = describe(doc)
+    out = failed_apply(ctl, doc, [layer], StyleChoice.file(case["style"], name="Starry"), case)
+    out["before"] = before
+    doc.setSelection(Selection())
+    ok, apply_s, finished, watcher = run_apply(
+        ctl, doc, [layer], StyleChoice.file(SCENARIO["style_image"], name="Starry"), case)
+    out["again"] = {"ok": ok, "finished_in_time": finished, "after": describe(doc)}
+    out["again"].update(watcher.close())
+    doc.setModified(False)
+    return out
+
+
+def case_engine_faults(case, ctl):
+    """The engine the first Apply auto-starts cannot start (damaged weights); with good weights it
+    starts, and is SIGKILLed mid-job after previews; the next Apply starts a fresh one."""
+    from neural_style.controller import StyleChoice
+    style = StyleChoice.file(SCENARIO["style_image"], name="Starry")
+    endpoint = case["endpoint"]
+    out = {}
+    doc, (background, layer) = make_document("ns_" + case["name"], "U8", 64, 64, ["Paint"])
+    out["before"] = describe(doc)
+
+    ctl.configure(endpoint=endpoint, autostart=True, engine_command=case["bad_weights_command"],
+                  start_timeout=case["start_timeout"])
+    out["bad_weights"] = failed_apply(ctl, doc, [layer], style, case, timeout=240)
+
+    ctl.configure(endpoint=endpoint, autostart=True, engine_command=case["engine_command"],
+                  start_timeout=case["start_timeout"])
+    watcher = JobWatcher(ctl, doc)
+    t0 = time.monotonic()
+    ok = ctl.apply(doc, [layer], style, settings_for(case["long"]))
+    apply_s = time.monotonic() - t0
+    got_previews = wait_for(lambda: len(watcher.paints) >= 2 or watcher.outcome, 240)
+    killed = {"ok": ok, "apply_call_s": apply_s, "previews_before_kill": len(watcher.paints),
+              "states_before_kill": list(watcher.states)}
+    pid = engine_pid(endpoint)
+    killed["pid"] = pid
+    if got_previews and watcher.outcome is None and pid:
+        os.kill(pid, 9)
+        t0 = time.monotonic()
+        killed["killed"] = True
+        killed["finished_in_time"] = wait_for(lambda: watcher.outcome is not None, 60)
+        killed["kill_to_finished_s"] = time.monotonic() - t0
+    killed.update({"after": describe(doc), "busy_after": ctl.is_busy(), "engine_state": list(ctl.state)})
+    killed.update(watcher.close())
+    killed.update(docker_texts())
+    out["killed"] = killed
+
+    ok, apply_s, finished, watcher = run_apply(ctl, doc, [layer], style, dict(case, timeout=240))
+    again = {"ok": ok, "finished_in_time": finished, "after": describe(doc), "pid": engine_pid(endpoint)}
+    again.update(watcher.close())
+    again.update(docker_texts())
+    out["again"] = again
+    doc.setModified(False)
+    ctl.configure(endpoint=SCENARIO["endpoint"], autostart=False)
+    if again["pid"]:
+        error = shut_down_engine(endpoint)
+        if error:
+            out["shutdown_error"] = error
+    out["pids"] = [p for p in (pid, again["pid"]) if p]
+    return out
+
+
+CASES = {"job_fails": case_job_fails, "engine_faults": case_engine_faults, "autostart": case_autostart, "two_layers": case_two_layers, "refusals": case_refusals, "library": case_library, "docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
          "cancel": case_cancel, "close_document": case_close_document, "no_engine": case_no_engine}
 
 
