@@ -6,13 +6,17 @@ With CI=true a missing GIMP fails these tests; elsewhere they skip with the reas
 """
 
 import os
+import signal
 import socket
+import threading
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.support import gimp_harness
+from tests.support.gimp_engine_relay import EngineRelay
 from tests.support.style_images import style_pixels
 
 pytestmark = pytest.mark.editor
@@ -46,6 +50,65 @@ def start_engine(endpoint, weights):
     return running_engine(weights=weights, endpoint=endpoint)
 
 
+def damaged_copy(source, target, keep):
+    """The first `keep` bytes of `source` (a file cut short, as by a crash or a full disk)."""
+    with open(source, "rb") as f:
+        data = f.read()
+    with open(target, "wb") as f:
+        f.write(data[:keep])
+    return target
+
+
+def engine_pid(endpoint):
+    """The pid of the engine answering on `endpoint`, or None."""
+    from shared.client import Client, ClientError
+    client = Client(endpoint, autostart=False, connect_timeout=1.0)
+    try:
+        client.connect()
+        return client.status().get("pid")
+    except ClientError:
+        return None
+    finally:
+        client.close()
+
+
+def kill_engine(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            if b"engine_server" not in f.read():
+                return              # gone, and the pid reused: not ours
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+class KillAtFirstPreview(threading.Thread):
+    """SIGKILLs the engine on `endpoint` once the plug-in has painted a preview of `layer_name`
+    (the plug-in logs that); records the pid and when."""
+
+    def __init__(self, plugin_log, layer_name, endpoint, timeout=GIMP_TIMEOUT_S):
+        super().__init__(name="kill-at-first-preview", daemon=True)
+        self.plugin_log, self.endpoint, self.timeout = plugin_log, endpoint, timeout
+        self.line = "'%s': first preview painted" % layer_name
+        self.stopped = threading.Event()
+        self.record = {}
+
+    def run(self):
+        deadline = time.monotonic() + self.timeout
+        while not self.stopped.wait(0.05) and time.monotonic() < deadline:
+            try:
+                with open(self.plugin_log, encoding="utf-8", errors="replace") as f:
+                    seen = self.line in f.read()
+            except OSError:
+                seen = False
+            if seen:
+                pid = engine_pid(self.endpoint)
+                if pid:
+                    kill_engine(pid)
+                self.record = {"pid": pid, "killed_at": time.time()}
+                return
+
+
 def add_library_style(endpoint, path, name):
     from shared.client import Client
     with Client(endpoint, autostart=False) as client:
@@ -63,6 +126,14 @@ def gimp(request):
         Image.fromarray(style_pixels(7)).save(style)
         missing = os.path.join(workspace.path, "no such folder", "starry night.png")
         dead_endpoint = "tcp://127.0.0.1:%d" % free_port()
+        damaged_style = damaged_copy(style, os.path.join(workspace.path, "damaged style.png"),
+                                     os.path.getsize(style) // 2)
+        damaged_weights = damaged_copy(fake_weights, os.path.join(workspace.path, "damaged.h5"), 1 << 20)
+        faults_endpoint = "tcp://127.0.0.1:%d" % free_port()   # engines the plug-in starts itself
+        engine_json = os.path.join(workspace.config, "neural-style", "engine.json")
+        from tests.support.engine_fixture import REPO, engine_env
+        relay = EngineRelay(workspace.path, engine_env(os.path.join(workspace.path, "relay-engine")), REPO)
+        installed = {"command": relay.command(), "weights": fake_weights}
         cases = [
             {"name": "selection", "kind": "selection", "selection": list(SELECTION),
              "half_alpha_from_row": HALF_ALPHA_ROW,
@@ -71,6 +142,10 @@ def gimp(request):
             {"name": "missing-style", "kind": "plain", "args": dict(FAST, **{"style-file": missing})},
             {"name": "no-engine", "kind": "plain",
              "args": dict(FAST, **{"style-file": style, "engine-endpoint": dead_endpoint})},
+            # The engine accepts these jobs and then fails them; the next case runs on the same engine.
+            {"name": "damaged-style", "kind": "plain", "args": dict(FAST, **{"style-file": damaged_style})},
+            {"name": "tiny-layer", "kind": "plain", "layer_size": [12, 10],
+             "args": dict(FAST, **{"style-file": style})},
             {"name": "u16", "kind": "plain", "precision": "u16", "args": dict(FAST, **{"style-file": style})},
             {"name": "float", "kind": "plain", "precision": "float",
              "args": dict(FAST, **{"style-file": style})},
@@ -92,6 +167,17 @@ def gimp(request):
             # Its arguments name a missing file, but the dialog starts from the last values (style.png):
             {"name": "remembered", "kind": "plain", "interactive": True,
              "args": dict(FAST, **{"style-file": missing})},
+            # Last (a successful run's values become the interactive defaults): engines the plug-in
+            # auto-starts through engine.json. Damaged weights; then one SIGKILLed at the first
+            # preview of "Crash me"; then the next run, which must start a fresh engine.
+            {"name": "damaged-weights", "kind": "plain",
+             "engine_config": [engine_json, dict(installed, weights=damaged_weights)],
+             "args": dict(FAST, **{"style-file": style, "engine-endpoint": faults_endpoint})},
+            {"name": "engine-killed", "kind": "plain", "layer_name": "Crash me", "engine_config": [engine_json, installed],
+             "args": dict(FAST, **{"style-file": style, "engine-endpoint": faults_endpoint, "iterations": 3000,
+                                   "preview-interval-s": 0.01})},
+            {"name": "after-crash", "kind": "plain", "engine_config": [engine_json, installed],
+             "args": dict(FAST, **{"style-file": style, "engine-endpoint": faults_endpoint})},
         ]
         endpoint = "tcp://127.0.0.1:%d" % free_port()
         with gimp_harness.xvfb() as display, start_engine(endpoint, fake_weights):
@@ -103,10 +189,23 @@ def gimp(request):
                 cases = [c for c in cases if not c.get("interactive")]
             env = {"NEURAL_STYLE_ENDPOINT": endpoint, "NEURAL_STYLE_GIMP_TEST_AUTO_OK": "2",
                    "NEURAL_STYLE_GIMP_TEST_CANCEL_LAYER": "Cancel me"}
-            results, info = workspace.run_driver(cases, env, timeout=GIMP_TIMEOUT_S, display=display)
+            killer = KillAtFirstPreview(os.path.join(workspace.path, "state", "neural-style", "gimp-plugin.log"),
+                                        "Crash me", faults_endpoint)
+            killer.start()
+            try:
+                results, info = workspace.run_driver(cases, env, timeout=GIMP_TIMEOUT_S, display=display)
+            finally:
+                killer.stopped.set()
+                killer.join(5)
+                relay.close()
+                fresh_pid = engine_pid(faults_endpoint)   # the engine "after-crash" started
+                for pid in filter(None, (fresh_pid, killer.record.get("pid"))):
+                    kill_engine(pid)
         by_name = {case["name"]: case for case in (results or {}).get("cases", [])}
         info.update(missing=missing, dead_endpoint=dead_endpoint, display=display,
-                    complete=bool(results and results["complete"]))
+                    complete=bool(results and results["complete"]), damaged_style=damaged_style,
+                    damaged_weights=damaged_weights, faults_endpoint=faults_endpoint, relayed=relay.requests,
+                    killed=killer.record, fresh_pid=fresh_pid)
         yield by_name, info, workspace
     finally:
         workspace.cleanup()
@@ -135,7 +234,8 @@ def test_gimp_session_ran_every_case_and_exited_cleanly(gimp):
     by_name, info, _ = gimp
     assert info["exit_code"] == 0, info["output"][-4000:]
     expected = {"selection", "two-layers", "missing-style", "no-engine", "u16", "float", "gray", "indexed",
-                "style-layer", "style-library"}
+                "style-layer", "style-library", "damaged-style", "tiny-layer", "damaged-weights", "engine-killed",
+                "after-crash"}
     expected |= {"interactive", "cancel", "remembered"} if info["display"] else set()
     assert info["complete"] and set(by_name) == expected
     print("GIMP session: %.1f s; cases: %s" % (info["seconds"], {
@@ -307,3 +407,65 @@ def test_interactive_dialog_starts_from_the_last_values(gimp):
     record = case(gimp, "remembered")
     assert record["status"] == "success", record["message"]
     assert record["result"]["name"] == "Photo \u2013 style"
+
+
+# ---- failures: what the artist sees, and what is left of the image ---------------------------------
+
+def assert_one_readable_sentence(message, *words):
+    assert message and all(word in message for word in words), message
+    assert "\n" not in message.strip() and "Traceback" not in message, message
+
+
+@pytest.mark.parametrize("name, words", [
+    ("damaged-style", ["damaged style.png", "truncated or damaged"]),
+    ("tiny-layer", ["12x10", "too small", "16 pixels"]),
+])
+def test_a_job_the_engine_fails_is_an_execution_error_and_leaves_the_image_as_it_was(gimp, name, words):
+    record = case(gimp, name)
+    assert record["status"] == "execution-error", record
+    assert record["message"].startswith("layer 'Photo' could not be stylized: "), record["message"]
+    assert_one_readable_sentence(record["message"], *words)
+    assert len(record["layers"]) == record["layer_count_before"], "a layer was left behind: %r" % record["layers"]
+    assert same_file(record["source_before"]["path"], record["source_after"]["path"])
+    assert case(gimp, "u16")["status"] == "success", "the next run, on the same engine, failed"
+
+
+def test_a_damaged_weights_file_fails_the_auto_start_clearly(gimp):
+    record = case(gimp, "damaged-weights")
+    _, info, _ = gimp
+    assert ["start", "--endpoint", info["faults_endpoint"], "--weights", info["damaged_weights"]] in info["relayed"]
+    assert record["status"] == "execution-error", record
+    assert record["seconds"] < 60, "took %.1f s" % record["seconds"]
+    assert record["message"].startswith("the engine could not be started: VGG-19 weights file "), record["message"]
+    assert_one_readable_sentence(record["message"], info["damaged_weights"], "truncated or damaged", "--weights")
+    assert len(record["layers"]) == record["layer_count_before"]
+    assert same_file(record["source_before"]["path"], record["source_after"]["path"])
+
+
+def test_an_engine_killed_mid_job_is_an_error_and_keeps_the_preview_as_incomplete(gimp):
+    record = case(gimp, "engine-killed")
+    _, info, _ = gimp
+    assert info["killed"].get("pid"), "the engine was not killed: %r" % info["killed"]
+    assert record["status"] == "execution-error", record
+    message = record["message"]
+    assert message.startswith("layer 'Crash me' could not be stylized: the engine on %s stopped answering"
+                              % info["faults_endpoint"]), message
+    assert_one_readable_sentence(message, "crashed",
+                                 "the last preview is kept as layer 'Crash me \u2013 style (incomplete)'")
+    assert [layer["name"] for layer in record["layers"]] == [
+        "Crash me \u2013 style (incomplete)", "Crash me", "Background"]
+    assert same_file(record["source_before"]["path"], record["source_after"]["path"])
+    kept = load(record["result_dump"], np.uint8)
+    source = load(record["source_before"], np.uint8)
+    assert (kept[..., 3] == 255).all(), "the kept layer does not hold a whole preview (it was made transparent)"
+    assert (kept != source).any(), "the kept layer is a copy of the source, not the engine's preview"
+
+
+def test_the_next_run_after_an_engine_crash_starts_a_fresh_engine(gimp):
+    record = case(gimp, "after-crash")
+    _, info, _ = gimp
+    assert record["status"] == "success", record["message"]
+    assert record["result"]["name"] == "Photo \u2013 style"
+    good_starts = [argv for argv in info["relayed"] if argv[-1] != info["damaged_weights"]]
+    assert len(good_starts) == 2, info["relayed"]     # one for "engine-killed", one for this run
+    assert info["fresh_pid"] and info["fresh_pid"] != info["killed"]["pid"], (info["fresh_pid"], info["killed"])

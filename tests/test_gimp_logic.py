@@ -134,6 +134,8 @@ def test_names():
     assert arguments.style_file_name("/a/b/Starry Night.jpg") == "Starry Night"
     assert arguments.style_file_name("") == "style"
     assert arguments.result_layer_name("Photo", "Starry Night") == "Photo \u2013 Starry Night"
+    assert arguments.incomplete_layer_name("Photo \u2013 style") == "Photo \u2013 style (incomplete)"
+    assert arguments.incomplete_layer_name("Photo \u2013 style (incomplete)") == "Photo \u2013 style (incomplete)"
 
 
 # ------------------------------------------------------------------------------------------ pixels

@@ -172,3 +172,11 @@ def check_style_file(path: Optional[str]) -> str:
 
 def result_layer_name(source: str, style: str) -> str:
     return "%s \u2013 %s" % (source, style)
+
+
+INCOMPLETE_SUFFIX = " (incomplete)"
+
+
+def incomplete_layer_name(name: str) -> str:
+    """The name a result layer gets when its job failed after previews: 'Photo \u2013 style (incomplete)'."""
+    return name if name.endswith(INCOMPLETE_SUFFIX) else name + INCOMPLETE_SUFFIX

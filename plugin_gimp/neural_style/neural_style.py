@@ -286,12 +286,12 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
     Gimp.progress_set_text(progress.status_text({"stage": "waiting for the engine"}, layer.get_name(),
                                                 index, count))
     started = time.monotonic()
-    job = client.submit(image=protocol.Pixels(width, height, 4, dtype, data), styles=[style], options=options,
-                        mask=protocol.Pixels(width, height, 1, "u8", mask) if mask is not None else None)
     cancel_sent = False
     painted = False
     previews = 0
-    try:
+    try:   # from here on every failure leaves the image as it was, or keeps a clearly named preview
+        job = client.submit(image=protocol.Pixels(width, height, 4, dtype, data), styles=[style], options=options,
+                            mask=protocol.Pixels(width, height, 1, "u8", mask) if mask is not None else None)
         for event in job.events():
             if event.type == "progress":
                 text = progress.status_text(event.header, layer.get_name(), index, count)
@@ -302,6 +302,8 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
                     cancel_window.update(text, done, layer.get_name())
                 if event.pixels is not None:
                     paint(result_layer, event.pixels)
+                    if not painted:
+                        _log().info("'%s': first preview painted", layer.get_name())
                     painted = True
                     previews += 1
             elif event.type == "result":
@@ -310,7 +312,8 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
                             height, dtype, time.monotonic() - started, previews)
                 return True
             elif event.type == "error":
-                raise UserError(str(event.header.get("message") or "the engine reported an error"))
+                raise UserError("layer '%s' could not be stylized: %s" % (
+                    layer.get_name(), event.header.get("message") or "the engine reported an error"))
             elif event.type == "cancelled":
                 if not painted:
                     image.remove_layer(result_layer)
@@ -318,11 +321,26 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
             if cancel_window is not None and cancel_window.cancelled and not cancel_sent:
                 job.cancel()
                 cancel_sent = True
-        raise UserError("the engine ended the job without a result")
-    except BaseException:
-        if result_layer.is_valid() and not (cancel_sent and painted):
-            image.remove_layer(result_layer)
-        raise
+        raise UserError("layer '%s' could not be stylized: the engine ended the job without a result"
+                        % layer.get_name())
+    except BaseException as error:
+        if not result_layer.is_valid() or (cancel_sent and painted):   # cancelled: keeps the last preview
+            raise
+        from shared.client import ClientError
+        if not isinstance(error, (UserError, ClientError)) or not painted:
+            image.remove_layer(result_layer)                 # nothing to keep: the image is as before
+            if isinstance(error, ClientError):               # the engine is gone: name the layer it ran
+                raise UserError("layer '%s' could not be stylized: %s" % (layer.get_name(), error)) from error
+            raise
+        # The job failed after previews (engine error, engine gone): keep the last preview, named
+        # so that nobody takes it for a finished result.
+        name = arguments.incomplete_layer_name(result_layer.get_name())
+        result_layer.set_name(name)
+        reason = str(error)
+        if isinstance(error, ClientError):
+            reason = "layer '%s' could not be stylized: %s" % (layer.get_name(), reason)
+        _log().info("the job of '%s' failed after %d preview(s); kept as '%s'", layer.get_name(), previews, name)
+        raise UserError("%s; the last preview is kept as layer '%s'" % (reason.rstrip("."), name)) from error
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Python has no NumPy). Every case is isolated: an exception is recorded, not rais
 
 import array
 import json
+import os
 import sys
 import time
 import traceback
@@ -131,7 +132,8 @@ def run_case(case, out_dir):
                            half_alpha_from_row=case.get("half_alpha_from_row"))
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["selection"])
     else:
-        source = add_layer(image, case.get("layer_name", "Photo"), 64, 64, (0, 0), seed=50,
+        width, height = case.get("layer_size", (64, 64))
+        source = add_layer(image, case.get("layer_name", "Photo"), width, height, (0, 0), seed=50,
                            precision=precision)
     if case.get("mode") == "gray":
         image.convert_grayscale()
@@ -143,7 +145,16 @@ def run_case(case, out_dir):
     record["source_before"] = dump(source, babl, "%s/%s-source-before.raw" % (out_dir, name))
     count_before = len(image.get_layers())
     run_mode = Gimp.RunMode.INTERACTIVE if case.get("interactive") else Gimp.RunMode.NONINTERACTIVE
-    status, message, elapsed = call(image, [source] + ([second] if second else []), args, run_mode)
+    config_path, engine_config = case.get("engine_config") or (None, None)
+    if config_path:   # what the installer writes: how the plug-in's client may start the engine
+        os.makedirs(os.path.dirname(config_path), exist_ok=True)
+        with open(config_path, "w") as f:
+            json.dump(engine_config, f)
+    try:
+        status, message, elapsed = call(image, [source] + ([second] if second else []), args, run_mode)
+    finally:
+        if config_path:
+            os.unlink(config_path)
     record.update(status=status, message=message, seconds=round(elapsed, 2))
     layers = image.get_layers()
     record["layers"] = [describe(layer) for layer in layers]
