@@ -185,7 +185,7 @@ def main(argv=None):
     parser.add_argument("--weights", help="VGG-19 notop .h5 (default: seeded random weights in the same layout)")
     parser.add_argument("--sizes", default="256,512", help="sizes for the per-iteration timing ('' to skip)")
     parser.add_argument("--timing-iterations", type=int, default=4)
-    parser.add_argument("--job-size", type=int, default=256, help="size of the default-job vs baseline race")
+    parser.add_argument("--job-size", type=int, default=256, help="size of the default-job vs baseline race (0: no race)")
     parser.add_argument("--baseline-steps", type=int, default=1000, help="Adam steps of the baseline (tutorial: 1000)")
     parser.add_argument("--max-extra-iterations", type=int, default=200,
                         help="when the default job does not reach the baseline's loss, continue it this far")
@@ -232,6 +232,8 @@ def main(argv=None):
         peak, ", ".join("%s %.0f%%" % (row["size"], 100 * row["fraction_of_peak"]) for row in results["sizes"])),
         flush=True)
 
+    if not args.job_size:
+        return _write(results, args.json)
     content, style = load_inputs(args.job_size)
     job_options = dict(options, max_size=args.job_size)
     baseline = run_baseline(model, content, style, job_options, args.baseline_steps)
@@ -272,8 +274,12 @@ def main(argv=None):
               "(%.1fx in CPU time); load average now %s" % (
                   job_time[0], job_time[1], baseline_time[0] / job_time[0], baseline_time[1] / job_time[1],
                   results["race"]["load_average_after"]), flush=True)
-    if args.json:
-        with open(args.json, "w") as handle:
+    return _write(results, args.json)
+
+
+def _write(results, path):
+    if path:
+        with open(path, "w") as handle:
             json.dump(results, handle, indent=2)
     return 0
 

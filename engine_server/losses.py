@@ -20,8 +20,15 @@ from .model import layer_names
 def gram(features):
     """(1, H, W, N) or (H, W, N) -> (N, N) Gram matrix Σ_positions f fᵀ."""
     channels = tf.shape(features)[-1]
-    flat = tf.reshape(features, [-1, channels])
-    return tf.matmul(flat, flat, transpose_a=True)
+    return _gram_of_rows(tf.reshape(features, [-1, channels]))
+
+
+@tf.custom_gradient
+def _gram_of_rows(flat):
+    """FᵀF with a gradient of one matmul, F (dG + dGᵀ), where TensorFlow's own would take two."""
+    def gradient(upstream):
+        return tf.matmul(flat, upstream + tf.transpose(upstream))
+    return tf.matmul(flat, flat, transpose_a=True), gradient
 
 
 def positions(features):

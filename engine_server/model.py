@@ -55,8 +55,12 @@ class VGG19Features:
     def __init__(self, weights, device=None):
         self.device = device or pick_device()
         self.passes = 0
+        kernels = {name: weights[name][0] for name in CONV_LAYERS}
+        # The RGB -> BGR swap of the preprocessing is folded into the first kernel's input channels:
+        # the same numbers, without a reversed copy of the image (and its gradient) in every pass.
+        kernels[CONV_LAYERS[0]] = np.ascontiguousarray(kernels[CONV_LAYERS[0]][:, :, ::-1, :])
         with tf.device(self.device):
-            self._layers = [(name, tf.constant(weights[name][0]), tf.constant(weights[name][1]))
+            self._layers = [(name, tf.constant(kernels[name]), tf.constant(weights[name][1]))
                             for name in CONV_LAYERS]
         self._feature_functions = {}
 
@@ -71,7 +75,7 @@ class VGG19Features:
         wanted = layer_names(layers)
         deepest = max(CONV_LAYERS.index(name) for name in wanted)
         outputs = {}
-        x = preprocess(rgb)
+        x = rgb - tf.constant(IMAGENET_MEAN_BGR[::-1], dtype=rgb.dtype)    # preprocess() but for the swap
         for index, (name, kernel, bias) in enumerate(self._layers[:deepest + 1]):
             if index and name.endswith("_conv1"):
                 pool = tf.nn.max_pool2d if pooling == "max" else tf.nn.avg_pool2d

@@ -30,6 +30,18 @@ def test_gram_is_sum_over_positions_of_outer_products():
     np.testing.assert_allclose(losses.gram(tf.constant(features)).numpy(), expected, rtol=1e-5)
 
 
+def test_gram_gradient_is_f_times_upstream_plus_its_transpose():
+    """gram() has its own one-matmul gradient; check it against dΣ(G ⊙ R)/dF = F (R + Rᵀ), R not symmetric."""
+    features = tf.constant(RNG.normal(size=(1, 5, 6, 4)).astype(np.float32))
+    weights = RNG.normal(size=(4, 4)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        value = tf.reduce_sum(losses.gram(features) * weights)
+    flat = features.numpy().reshape(-1, 4).astype(np.float64)
+    expected = (flat @ (weights + weights.T)).reshape(1, 5, 6, 4)
+    np.testing.assert_allclose(tape.gradient(value, features).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_content_loss_is_half_sum_of_squares():
     f = RNG.normal(size=(1, 4, 3, 5)).astype(np.float32)
     p = RNG.normal(size=(1, 4, 3, 5)).astype(np.float32)
