@@ -290,7 +290,8 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
     painted = False
     previews = 0
     try:   # from here on every failure leaves the image as it was, or keeps a clearly named preview
-        job = client.submit(image=protocol.Pixels(width, height, 4, dtype, data), styles=[style], options=options,
+        job = client.submit(image=protocol.Pixels(width, height, 4, dtype, data), styles=[style],
+                            options=options,
                             mask=protocol.Pixels(width, height, 1, "u8", mask) if mask is not None else None)
         for event in job.events():
             if event.type == "progress":
@@ -339,7 +340,8 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
         reason = str(error)
         if isinstance(error, ClientError):
             reason = "layer '%s' could not be stylized: %s" % (layer.get_name(), reason)
-        _log().info("the job of '%s' failed after %d preview(s); kept as '%s'", layer.get_name(), previews, name)
+        _log().info("the job of '%s' failed after %d preview(s); kept as '%s'", layer.get_name(), previews,
+                    name)
         raise UserError("%s; the last preview is kept as layer '%s'" % (reason.rstrip("."), name)) from error
 
 
