@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from shared.options import keras_layer_name
+from shared.options import keras_layer_name, lecture_layer_name
 
 from .errors import InputError
 from .weights import load_vgg19_weights
@@ -107,5 +107,5 @@ def check_size(size, layers):
     need = 2 ** max(pools_before(name) for name in layers)
     height, width = int(size[0]), int(size[1])
     if height < need or width < need:
-        raise InputError("image of %dx%d pixels is too small for layer %s: each side needs at least %d pixels"
-                         % (width, height, max(layers, key=pools_before), need))
+        raise InputError("image of %dx%d pixels is too small for the network layer %s: each side needs at least "
+                         "%d pixels" % (width, height, lecture_layer_name(max(layers, key=pools_before)), need))

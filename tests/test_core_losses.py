@@ -159,7 +159,7 @@ def test_forward_stops_after_the_deepest_layer(fake_model):
 
 
 def test_image_too_small_for_the_deepest_layer_is_refused(fake_model):
-    with pytest.raises(InputError, match="too small for layer"):
+    with pytest.raises(InputError, match="too small for the network layer conv5_1"):
         fake_model.features(np.zeros((8, 8, 3), np.float32), ["conv5_1"])
 
 
