@@ -35,7 +35,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         run(args.endpoint, args.weights, _limits(args), library_folder=args.library, quiet=args.quiet,
             curve_folder=args.curve_dir, force_curve=args.curve,
-            job_memory_bytes=None if args.job_memory_mib is None else args.job_memory_mib << 20)
+            job_memory_bytes=None if args.job_memory_mib is None else args.job_memory_mib << 20,
+            precision=args.precision)
     except DaemonError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
@@ -89,6 +90,9 @@ def register(subparsers) -> None:
                      % defaults["client_timeout_s"])
     run.add_argument("--heartbeat-interval", dest="heartbeat_interval_s", type=float, default=None,
                      help="seconds between heartbeats (default %g)" % defaults["heartbeat_interval_s"])
+    run.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                     help="what the convolutions compute in; auto: bfloat16 where the hardware has it natively "
+                          "(AVX512-BF16/AMX CPUs, GPUs of compute capability 8+), else float32")
     run.add_argument("--job-memory-mib", type=int, default=None,
                      help="memory one job may use; larger images are worked on in tiles (default: half of "
                           "what the system has available when the job starts each scale)")

@@ -95,7 +95,7 @@ def _load_model(args):
     check_weights_file(find_weights(args.weights))    # a missing file is reported before TensorFlow loads
     from .model import VGG19Features
 
-    return VGG19Features.load(args.weights)
+    return VGG19Features.load(args.weights, precision=args.precision)
 
 
 # ---------------------------------------------------------------- stylize
@@ -237,6 +237,9 @@ def register(subparsers):
     stylize.add_argument("--weights", metavar="PATH", default=None,
                          help="VGG-19 notop weights (.h5); default: $NEURAL_STYLE_WEIGHTS, then the installer's copy")
     _add_option_flags(stylize, [option.name for option in OPTIONS if option.name != "init"])
+    stylize.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                         help="what the convolutions compute in; auto: bfloat16 where the hardware has it "
+                              "natively, else float32 (docs/engine.md)")
     stylize.add_argument("--init", default=None, metavar="content|noise|PATH",
                          help="starting image: the content (default), seeded noise, or an image file")
     stylize.add_argument("--16bit", dest="bits16", action="store_true", help="write a 16-bit PNG")
@@ -255,6 +258,8 @@ def register(subparsers):
     losses.add_argument("styles", metavar="STYLE", nargs="+")
     losses.add_argument("--image", required=True, metavar="CANDIDATE", help="the image whose losses are printed")
     losses.add_argument("--weights", metavar="PATH", default=None, help="VGG-19 notop weights (.h5)")
+    losses.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="float32",
+                        help="what the convolutions compute in (default float32: exact losses)")
     _add_option_flags(losses, list(LOSS_OPTIONS) + ["max_size"])
     losses.add_argument("--json", action="store_true", help="print one JSON object")
     losses.set_defaults(func=run_losses)

@@ -185,7 +185,7 @@ def device_name(model: Any) -> str:
 
 def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: Optional[Dict[str, Any]] = None,
         library_folder: Optional[str] = None, quiet: bool = False, curve_folder: Optional[str] = None,
-        force_curve: bool = False, job_memory_bytes: Optional[int] = None) -> None:
+        force_curve: bool = False, job_memory_bytes: Optional[int] = None, precision: str = "auto") -> None:
     """Serve until stopped (SIGTERM, SIGINT or a shutdown message). Raises DaemonError with a sentence."""
     try:
         endpoint = endpoints.resolve(endpoint)
@@ -197,12 +197,12 @@ def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: O
     try:
         log_path = setup_logging(to_stderr=not quiet)
         log.info("engine starting on %s (pid %d)", endpoint, os.getpid())
-        _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes)
+        _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision)
     finally:
         lock.release()
 
 
-def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes) -> None:
+def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision) -> None:
     from . import memory
     from .errors import EngineError
     from .job_runner import StylizeRunner
@@ -211,11 +211,12 @@ def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memor
 
     weights_path = paths.weights_path(weights)
     try:
-        model = VGG19Features.load(weights_path)
+        model = VGG19Features.load(weights_path, precision=precision)
     except EngineError as error:
         raise DaemonError(error.message)
+    log.info("VGG-19 on %s, convolutions in %s", model.device, model.precision)
     memory.set_job_limit(job_memory_bytes)
-    library = _open_library(library_folder, weights_path)
+    library = _open_library(library_folder, weights_path, model.precision)
     path = endpoints.ipc_path(endpoint)
     if path:
         folder = os.path.dirname(path)
@@ -239,14 +240,16 @@ def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memor
     server.serve()
 
 
-def _open_library(folder: Optional[str], weights_path: str) -> Any:
+def _open_library(folder: Optional[str], weights_path: str, precision: str) -> Any:
     try:
         from .library import StyleLibrary, weights_tag
     except ImportError as error:
         log.warning("no style library in this engine (%s): library calls answer \"unsupported\"", error)
         return None
     try:
-        return StyleLibrary(folder, model_tag=weights_tag(weights_path))
+        # Grams computed in another precision differ slightly, so they are cached apart.
+        tag = weights_tag(weights_path) + ("" if precision == "float32" else "-" + precision)
+        return StyleLibrary(folder, model_tag=tag)
     except Exception as error:
         log.warning("the style library could not be opened (%s): library calls answer \"unsupported\"", error)
         return None

@@ -49,25 +49,59 @@ def pick_device():
     return "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
 
 
-class VGG19Features:
-    """Frozen VGG-19 features. `passes` counts forward passes (each objective evaluation counts one)."""
+PRECISIONS = ("auto", "float32", "bfloat16")
 
-    def __init__(self, weights, device=None):
+
+def _cpu_has_bfloat16():
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_precision(device):
+    """"bfloat16" where the hardware computes it natively (a GPU of compute capability 8.0 or newer,
+    a CPU with AVX512-BF16 or AMX), else "float32". bfloat16 keeps float32's exponent range, so the
+    tiny style gradients do not underflow as they would in float16 without loss scaling."""
+    if device.upper().startswith("/GPU"):
+        try:
+            gpu = tf.config.list_physical_devices("GPU")[0]
+            capability = tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0)
+        except Exception:
+            return "float32"
+        return "bfloat16" if tuple(capability) >= (8, 0) else "float32"
+    return "bfloat16" if _cpu_has_bfloat16() else "float32"
+
+
+class VGG19Features:
+    """Frozen VGG-19 features. `passes` counts forward passes (each objective evaluation counts one).
+
+    `precision` is what the convolutions compute in: "float32", "bfloat16" (mixed precision: the
+    features are handed out as float32, so Grams, losses and the optimizer stay float32), or "auto"
+    (`pick_precision`)."""
+
+    def __init__(self, weights, device=None, precision="float32"):
         self.device = device or pick_device()
+        if precision not in PRECISIONS:
+            raise InputError("precision must be one of %s, got %r" % (", ".join(PRECISIONS), precision),
+                             field="precision")
+        self.precision = pick_precision(self.device) if precision == "auto" else precision
         self.passes = 0
         kernels = {name: weights[name][0] for name in CONV_LAYERS}
         # The RGB -> BGR swap of the preprocessing is folded into the first kernel's input channels:
         # the same numbers, without a reversed copy of the image (and its gradient) in every pass.
         kernels[CONV_LAYERS[0]] = np.ascontiguousarray(kernels[CONV_LAYERS[0]][:, :, ::-1, :])
         with tf.device(self.device):
-            self._layers = [(name, tf.constant(kernels[name]), tf.constant(weights[name][1]))
-                            for name in CONV_LAYERS]
+            self._layers = [(name, tf.constant(kernels[name], dtype=self.precision),
+                             tf.constant(weights[name][1], dtype=self.precision)) for name in CONV_LAYERS]
         self._feature_functions = {}
 
     @classmethod
-    def load(cls, weights_path=None, device=None):
+    def load(cls, weights_path=None, device=None, precision="float32"):
         """Read the weights file (WeightsError with one clear sentence when it is not usable)."""
-        return cls(load_vgg19_weights(weights_path), device)
+        return cls(load_vgg19_weights(weights_path), device, precision)
 
     def forward(self, rgb, layers, pooling="max"):
         """Graph-buildable forward pass: rgb (B,H,W,3) float32 0..255 -> [features of `layers`]
@@ -76,13 +110,14 @@ class VGG19Features:
         deepest = max(CONV_LAYERS.index(name) for name in wanted)
         outputs = {}
         x = rgb - tf.constant(IMAGENET_MEAN_BGR[::-1], dtype=rgb.dtype)    # preprocess() but for the swap
+        x = tf.cast(x, self.precision)
         for index, (name, kernel, bias) in enumerate(self._layers[:deepest + 1]):
             if index and name.endswith("_conv1"):
                 pool = tf.nn.max_pool2d if pooling == "max" else tf.nn.avg_pool2d
                 x = pool(x, ksize=2, strides=2, padding="VALID")   # as Keras' VGG19
             x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, strides=1, padding="SAME"), bias))
             outputs[name] = x
-        return [outputs[name] for name in wanted]
+        return [tf.cast(outputs[name], tf.float32) for name in wanted]
 
     def features(self, rgb, layers, pooling="max"):
         """Eager helper: rgb HxWx3 (or BxHxWx3) 0..255 -> {keras layer name: float32 tensor (B,H,W,C)}."""

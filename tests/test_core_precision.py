@@ -1,0 +1,67 @@
+"""Mixed precision: bfloat16 convolutions, float32 features, Grams, losses and optimizer."""
+
+import numpy as np
+import pytest
+
+from engine_server import model as model_module
+from engine_server.errors import InputError
+from engine_server.losses import Objective
+from engine_server.model import VGG19Features
+from engine_server.stylize import StyleInput, stylize
+from engine_server.weights import load_vgg19_weights
+from shared.options import defaults
+from tests.test_core_tiling import build_objective, random_image
+
+
+@pytest.fixture(scope="module")
+def bf16_model(fake_weights):
+    return VGG19Features(load_vgg19_weights(fake_weights), precision="bfloat16")
+
+
+def relative_error(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_bfloat16_features_are_float32_and_close(fake_model, bf16_model):
+    image = random_image(1, (64, 80))
+    exact = fake_model.features(image, ["conv1_1", "conv4_2", "conv5_1"])
+    mixed = bf16_model.features(image, ["conv1_1", "conv4_2", "conv5_1"])
+    for name, values in mixed.items():
+        assert values.dtype == "float32"
+        assert relative_error(values.numpy(), exact[name].numpy()) < 0.02, name      # seen: < 0.8 %
+
+
+def test_bfloat16_loss_and_gradient_are_close(fake_model, bf16_model):
+    options = defaults()
+    image = random_image(3, (181, 203))
+    exact = build_objective(fake_model, options)
+    mixed = Objective(bf16_model, options, exact.content_target.numpy(),
+                      {name: t.numpy() for name, t in zip(exact.style_layers, exact.style_targets)})
+    value, grad, _ = exact.evaluate(image)
+    mixed_value, mixed_grad, _ = mixed.evaluate(image)
+    assert mixed_value == pytest.approx(value, rel=0.01)
+    cosine = float(np.sum(grad * mixed_grad) / np.linalg.norm(grad) / np.linalg.norm(mixed_grad))
+    assert cosine > 0.95, cosine                         # seen: 0.974 (loss: 0.4 % off)
+    assert relative_error(mixed_grad, grad) > 1e-4       # it really did compute in bfloat16
+
+
+def test_bfloat16_stylize_is_deterministic(bf16_model):
+    content, style = random_image(5, (48, 56)), random_image(6, (40, 40))
+    options = {"iterations": 4, "max_size": 56}
+    first = stylize(bf16_model, content, [StyleInput(style)], options)
+    second = stylize(bf16_model, content, [StyleInput(style)], options)
+    assert np.array_equal(first, second)
+
+
+def test_auto_takes_bfloat16_only_where_the_hardware_has_it(monkeypatch):
+    monkeypatch.setattr(model_module, "_cpu_has_bfloat16", lambda: True)
+    assert model_module.pick_precision("/CPU:0") == "bfloat16"
+    monkeypatch.setattr(model_module, "_cpu_has_bfloat16", lambda: False)
+    assert model_module.pick_precision("/CPU:0") == "float32"
+
+
+def test_an_unknown_precision_is_refused_naming_the_choices(fake_weights):
+    with pytest.raises(InputError) as refused:
+        VGG19Features(load_vgg19_weights(fake_weights), precision="float16")
+    assert refused.value.field == "precision"
+    assert "auto, float32, bfloat16" in refused.value.message
