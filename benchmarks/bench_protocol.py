@@ -25,11 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def proc_memory_mb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+    from tests.support.proc_memory import peak_rss_kb, rss_kb
+
+    return (rss_kb if key == "VmRSS" else peak_rss_kb)(pid) / 1024.0
 
 
 def layer(size, seed=0):

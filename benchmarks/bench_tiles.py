@@ -23,11 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def status_mb(pid, field):
-    with open("/proc/%d/status" % pid) as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    return None
+    from tests.support.proc_memory import peak_rss_kb, rss_kb
+
+    return (rss_kb if field == "VmRSS" else peak_rss_kb)(pid) / 1024.0
 
 
 def one_size(weights, side, mode):
