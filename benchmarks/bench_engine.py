@@ -47,11 +47,11 @@ def load_inputs(size):
     return content, style
 
 
-def matmul_peak_gflops(n=2048, repeats=10):
+def matmul_peak_gflops(n=2048, repeats=10, dtype="float32"):
     import tensorflow as tf
 
-    a = tf.random.stateless_uniform((n, n), seed=(1, 2))
-    b = tf.random.stateless_uniform((n, n), seed=(3, 4))
+    a = tf.cast(tf.random.stateless_uniform((n, n), seed=(1, 2)), dtype)
+    b = tf.cast(tf.random.stateless_uniform((n, n), seed=(3, 4)), dtype)
     matmul = tf.function(lambda x, y: tf.matmul(x, y))
     matmul(a, b).numpy()
     best = float("inf")
@@ -74,7 +74,7 @@ def interleaved_efficiency(model, sizes, options, rounds):
         objectives.append((objective, content, pass_flops(content.shape[:2], options)))
     peaks, times = [], [[] for _ in sizes]
     for _ in range(rounds):
-        peaks.append(matmul_peak_gflops(repeats=3))
+        peaks.append(matmul_peak_gflops(repeats=3, dtype=model.precision))
         for index, (objective, content, _) in enumerate(objectives):
             start = time.perf_counter()
             objective.evaluate(content)
@@ -86,7 +86,7 @@ def interleaved_efficiency(model, sizes, options, rounds):
                          "fraction_of_peak": flops / min(seconds) / 1e9 / max(peaks),
                          "median_round_fraction": rounds_fraction[len(rounds_fraction) // 2],
                          "best_round_fraction": rounds_fraction[-1]})
-    return {"rounds": rounds, "matmul_peak_gflops": max(peaks), "matmul_round_gflops": peaks, "per_size": per_size}
+    return {"rounds": rounds, "precision": model.precision, "matmul_peak_gflops": max(peaks), "matmul_round_gflops": peaks, "per_size": per_size}
 
 
 def pass_flops(size, options):
@@ -213,6 +213,8 @@ def main(argv=None):
     parser.add_argument("--sizes", default="256,512", help="sizes for the per-iteration timing ('' to skip)")
     parser.add_argument("--timing-iterations", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=8, help="alternations of matmul and passes for the efficiency")
+    parser.add_argument("--precisions", default="float32,bfloat16",
+                        help="pass precisions whose efficiency is measured, each against a matmul of its own type")
     parser.add_argument("--job-size", type=int, default=256, help="size of the default-job vs baseline race (0: no race)")
     parser.add_argument("--baseline-steps", type=int, default=1000, help="Adam steps of the baseline (tutorial: 1000)")
     parser.add_argument("--max-extra-iterations", type=int, default=200,
@@ -245,17 +247,17 @@ def main(argv=None):
         print("%s: %.2f s/evaluation, %.2f s/L-BFGS iteration (%.2f evaluations each), %.1f GFLOP/evaluation"
               % (row["size"], row["s_per_evaluation"], row["s_per_lbfgs_iteration"], row["evaluations_per_iteration"],
                  row["gflop_per_evaluation"]), flush=True)
-    if sizes:
-        efficiency = interleaved_efficiency(model, sizes, options, args.rounds)
-        results["efficiency"] = efficiency
-        results["matmul_peak_gflops"] = efficiency["matmul_peak_gflops"]
+    results["efficiency"] = []
+    for precision in [p for p in args.precisions.split(",") if p] if sizes else []:
+        efficiency = interleaved_efficiency(VGG19Features.load(weights, precision=precision), sizes, options,
+                                            args.rounds)
+        results["efficiency"].append(efficiency)
         for row, fractions in zip(results["sizes"], efficiency["per_size"]):
-            row.update(fractions)
-            print("%s: best pass %.3f s = %.1f GFLOP/s = %.0f%% of the best matmul (%.1f GFLOP/s); per round, "
-                  "pass vs that round's matmul: median %.0f%%, best %.0f%%" % (
-                      row["size"], fractions["best_s"], fractions["gflops"], 100 * fractions["fraction_of_peak"],
-                      efficiency["matmul_peak_gflops"], 100 * fractions["median_round_fraction"],
-                      100 * fractions["best_round_fraction"]), flush=True)
+            print("%s, %s pass: best %.3f s = %.1f GFLOP/s = %.0f%% of the best %s matmul (%.1f GFLOP/s); per "
+                  "round, pass vs that round's matmul: median %.0f%%, best %.0f%%" % (
+                      row["size"], precision, fractions["best_s"], fractions["gflops"],
+                      100 * fractions["fraction_of_peak"], precision, efficiency["matmul_peak_gflops"],
+                      100 * fractions["median_round_fraction"], 100 * fractions["best_round_fraction"]), flush=True)
 
     if not args.job_size:
         return _write(results, args.json)
