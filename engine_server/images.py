@@ -2,11 +2,13 @@
 
 Loading converts whatever Pillow can read (grayscale, CMYK, palette, 16-bit, alpha, EXIF-rotated)
 to float32 RGB 0..255 and keeps the alpha channel aside. Every failure is an InputError with one
-sentence naming the file: missing, not an image, truncated, 0 pixels, or too many pixels
-(decompression-bomb protection: the size is checked before any pixel is decoded).
+sentence naming the file: missing, a folder, empty, not an image, truncated, 0 pixels, or too many
+pixels (decompression-bomb protection: the size is checked before any pixel is decoded).
+`check_image_file` does only the checks that need no decoding (what the engine does on arrival).
 """
 
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -20,18 +22,23 @@ MAX_PIXELS = 100_000_000        # the largest image file the engine decodes (opt
 MAX_SIDE = 65535
 
 
-def _open(path, what):
+def _open(path, what, max_pixels=MAX_PIXELS):
     if not os.path.exists(path):
         raise InputError("%s file %s does not exist" % (what, path))
+    if os.path.isdir(path):
+        raise InputError("%s path %s is not a file but a folder" % (what, path))
     if not os.path.isfile(path):
         raise InputError("%s path %s is not a file" % (what, path))
+    if os.path.getsize(path) == 0:
+        raise InputError("%s file %s is empty (0 bytes), not an image" % (what, path))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # _check_size decides
             return Image.open(path)
-    except Image.DecompressionBombError:
-        raise InputError("%s file %s has too many pixels (over %d); refusing it as a possible decompression bomb"
-                         % (what, path, MAX_PIXELS))
+    except Image.DecompressionBombError as error:
+        declared = re.search(r"\((\d+) pixels\)", str(error))      # Pillow: "Image size (N pixels) exceeds ..."
+        raise InputError("%s file %s declares %s pixels, over the limit of %d; refusing it as a possible "
+                         "decompression bomb" % (what, path, declared.group(1) if declared else "too many", max_pixels))
     except Image.UnidentifiedImageError:
         size = _png_header_size(path)
         if size is not None and 0 in size:
@@ -57,13 +64,24 @@ def _short(error):
     return " ".join(str(error).split()).rstrip(".")[:160] or type(error).__name__
 
 
-def _check_size(image, path, what):
+def _check_size(image, path, what, max_pixels=MAX_PIXELS):
     width, height = image.size
     if width <= 0 or height <= 0:
         raise InputError("%s file %s has no pixels (%dx%d)" % (what, path, width, height))
-    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > max_pixels:
         raise InputError("%s file %s is %dx%d pixels, over the limit of %d pixels a side and %d in all; refusing it "
-                         "as a possible decompression bomb" % (what, path, width, height, MAX_SIDE, MAX_PIXELS))
+                         "as a possible decompression bomb" % (what, path, width, height, MAX_SIDE, max_pixels))
+
+
+def check_image_file(path, what="image", max_pixels=MAX_PIXELS):
+    """Read only the file's header: (width, height), or InputError (missing, a folder, empty, not an
+    image Pillow knows, 0 pixels, over MAX_SIDE or `max_pixels`). Decodes no pixel, so it is cheap for
+    any file; a file damaged further in is only found by `load_image`."""
+    path = os.fspath(path)
+    max_pixels = min(int(max_pixels), MAX_PIXELS)      # Pillow's own check (2 x 89 MP) refuses far more
+    with _open(path, what, max_pixels) as image:
+        _check_size(image, path, what, max_pixels)
+        return image.size
 
 
 def _to_float(image):

@@ -18,8 +18,8 @@ import zmq
 from shared import endpoints
 from shared import protocol as p
 
-from . import __version__, pixels
-from .errors import EngineError
+from . import __version__, images, pixels
+from .errors import EngineError, InputError
 from .jobs import Job, JobQueue, QueueFull, Worker, end_message
 
 log = logging.getLogger(__name__)
@@ -318,9 +318,10 @@ class EngineServer:
                 if not os.path.isabs(style.path):
                     raise p.ProtocolError(p.E_INVALID, "%s.path must be an absolute path on the engine's machine, "
                                           "got %r" % (field, style.path[:200]), field + ".path")
-                if not os.path.isfile(style.path):
+                if not os.path.exists(style.path):
                     raise p.ProtocolError(p.E_NOT_FOUND, "%s.path: the style file %s does not exist on the "
                                           "engine's machine" % (field, style.path[:500]), field + ".path")
+                self._check_image_file(style.path, field + ".path", "style")
             elif style.kind == "library":
                 if self.library is None:
                     raise p.ProtocolError(p.E_UNSUPPORTED, "this engine has no style library, so %s cannot name "
@@ -332,6 +333,14 @@ class EngineServer:
                 if not os.path.isfile(path):
                     raise p.ProtocolError("style_not_found", "%s.id: the style library has no style %r"
                                           % (field, style.style_id[:40]), field + ".id")
+
+    def _check_image_file(self, path: str, field: str, what: str) -> None:
+        """Refuse a folder, an empty file, a non-image or one of more than limits.max_pixels from its
+        header alone, before anything is decoded (a small PNG may declare 30000 x 30000 pixels)."""
+        try:
+            images.check_image_file(path, what, int(self.limits["max_pixels"]))
+        except InputError as error:
+            raise p.ProtocolError(error.code, "%s: %s" % (field, error.message), field)
 
     def _on_cancel(self, identity, header, frames, req) -> None:
         job_id = p.require(header, "job", int)
@@ -437,7 +446,12 @@ class EngineServer:
             path = self._absolute_path(header)
 
             def work():
-                maps, thumbs = self._style_maps([self.library.add_file(path, name, credit)])
+                self._check_image_file(path, "path", "style image")
+                try:
+                    info = self.library.add_file(path, name, credit)
+                except InputError as error:       # damaged beyond the header
+                    raise p.ProtocolError(error.code, "path: %s" % error.message, "path")
+                maps, thumbs = self._style_maps([info])
                 return p.message(p.STYLE, style=maps[0]), thumbs
         self._library_call(identity, req, work)
 

@@ -239,8 +239,10 @@ def test_nothing_received_is_unpickled_or_evaluated(default_engine, tmp_path):
         with pytest.raises(ClientError) as caught:
             client.import_styles(str(pack_file))
         assert caught.value.code == "bad_pack"
-        final = client.submit(pixels, [StyleRef.file(str(pickle_file))], {"iterations": 1}).wait(120)
-        assert final.type == "error" and final.header["code"] == "bad_input", final.header
+        with pytest.raises(ClientError) as caught:     # refused on arrival: its header is not an image's
+            client.submit(pixels, [StyleRef.file(str(pickle_file))], {"iterations": 1})
+        assert (caught.value.code, caught.value.field) == ("bad_input", "styles[0].path"), caught.value
+        assert "is not an image" in caught.value.message
     assert not os.path.exists(marker) and not (tmp_path / "EVALUATED").exists()
 
 
