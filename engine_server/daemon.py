@@ -164,6 +164,7 @@ def setup_logging(to_stderr: bool, level: str = "INFO") -> str:
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         console.setLevel(logging.WARNING)
+        console.addFilter(lambda record: not getattr(record, "file_only", False))
         root.addHandler(console)
     return path
 
@@ -198,18 +199,28 @@ def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: O
         log_path = setup_logging(to_stderr=not quiet)
         log.info("engine starting on %s (pid %d)", endpoint, os.getpid())
         _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision)
+    except DaemonError as error:
+        # The caller prints the sentence on stderr; the log file gets it too (not stderr twice).
+        log.error("the engine did not start: %s", error, extra={"file_only": True})
+        raise
     finally:
         lock.release()
 
 
 def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision) -> None:
-    from . import memory
     from .errors import EngineError
+    from .weights import check_weights_file
+
+    weights_path = paths.weights_path(weights)
+    try:
+        check_weights_file(os.path.abspath(os.path.expanduser(weights_path)))   # before TensorFlow's slow import
+    except EngineError as error:
+        raise DaemonError(error.message)
+    from . import memory
     from .job_runner import StylizeRunner
     from .model import VGG19Features
     from .server import EngineServer
 
-    weights_path = paths.weights_path(weights)
     try:
         model = VGG19Features.load(weights_path, precision=precision)
     except EngineError as error:

@@ -39,6 +39,9 @@ def check_weights_file(path):
     except OSError as error:
         raise WeightsError("VGG-19 weights file %s cannot be read (%s); %s."
                            % (path, error.strerror or error, HOW_TO_GET))
+    if not head:
+        raise WeightsError("VGG-19 weights file %s is empty (0 bytes; an interrupted download?); %s."
+                           % (path, HOW_TO_GET))
     if head != HDF5_SIGNATURE:
         raise WeightsError("VGG-19 weights file %s is not an HDF5 file (wrong or damaged file); %s."
                            % (path, HOW_TO_GET))
@@ -71,7 +74,7 @@ def load_vgg19_weights(path=None):
     except WeightsError:
         raise
     except Exception as error:  # h5py/Keras raise OSError, ValueError, KeyError... for bad files
-        log.warning("loading weights from %s failed: %r", path, error)
+        log.info("loading weights from %s failed: %r", path, error)
         detail = " ".join(str(error).split())[:200].rstrip(".").replace(". ", ": ") or type(error).__name__
         kind = "truncated or damaged" if isinstance(error, OSError) else "not the Keras VGG-19 notop weights file"
         raise WeightsError("VGG-19 weights file %s is %s (%s); %s." % (path, kind, detail, HOW_TO_GET))
