@@ -208,6 +208,8 @@ def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: O
 
 
 def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision) -> None:
+    from shared import protocol as p
+
     from .errors import EngineError
     from .weights import check_weights_file
 
@@ -239,8 +241,9 @@ def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memor
         if os.path.exists(path):
             log.info("removing the stale socket %s left by an engine that died", path)
             os.unlink(path)
-    server = EngineServer(endpoint, StylizeRunner(model, library), limits, device=device_name(model),
-                          library=library, curve=curve, log_path=log_path)
+    max_pixels = int(dict(p.DEFAULT_LIMITS, **(limits or {}))["max_pixels"])
+    server = EngineServer(endpoint, StylizeRunner(model, library, max_pixels=max_pixels), limits,
+                          device=device_name(model), library=library, curve=curve, log_path=log_path)
     try:
         server.bind()
     except Exception as error:

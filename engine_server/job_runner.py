@@ -16,10 +16,12 @@ PROGRESS_INTERVAL_S = 0.25      # progress headers (without a preview) at most t
 
 
 class StylizeRunner:
-    """`runner(job, emit)`; `library` is a StyleLibrary or None (library styles then get "unsupported")."""
+    """`runner(job, emit)`; `library` is a StyleLibrary or None (library styles then get "unsupported").
+    `max_pixels` (the engine's limit per image) is checked again in a style file's header before it is
+    decoded: the file may have been replaced since the submit was accepted."""
 
     def __init__(self, model: Any, library: Any = None, stylize: Optional[Callable] = None,
-                 load_rgb: Optional[Callable] = None):
+                 load_rgb: Optional[Callable] = None, max_pixels: Optional[int] = None):
         if stylize is None:
             from .stylize import stylize
         if load_rgb is None:
@@ -28,6 +30,7 @@ class StylizeRunner:
         self.library = library
         self.stylize = stylize
         self.load_rgb = load_rgb
+        self.max_pixels = max_pixels
 
     def style_inputs(self, styles: List[p.StyleRef]) -> list:
         from .stylize import StyleInput
@@ -39,6 +42,9 @@ class StylizeRunner:
                     raise p.ProtocolError(p.E_INVALID, "%s.path must be an absolute path on the engine's machine, got %r"
                                           % (field, style.path[:200]), field + ".path")
                 try:
+                    if self.max_pixels is not None:
+                        from .images import check_image_file
+                        check_image_file(style.path, "style", self.max_pixels)
                     image = self.load_rgb(style.path, "style")
                 except InputError as error:
                     error.field = field + ".path"

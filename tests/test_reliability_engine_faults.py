@@ -5,9 +5,10 @@ clients, and a corrupt weights file at start.
   that decodes to 30000 x 30000 pixels, a JPEG and a PNG whose headers declare absurd sizes, a valid
   8000 x 8000 PNG (under Pillow's own bomb limit, over the engine's `max_pixels`), a PNG whose header
   says 0 pixels, garbage and text with image extensions, an empty file, a folder named like an image,
-  and a truncated PNG. Each gets an `error` naming the field and what is wrong, and the engine's
-  memory (sampled every 5 ms while the requests run) never grows by more than a small bound: nothing
-  is decoded before the header has been checked. (The content of a job is always pixels in the
+  and a truncated PNG; also a good file replaced by the 8000 x 8000 one while its job is queued.
+  Each gets an `error` naming the field and what is wrong, and the engine's memory (sampled every
+  5 ms while the requests run) never grows by more than a small bound: nothing is decoded before
+  the header has been checked. (The content of a job is always pixels in the
   protocol, never a file, so there is no content file to attack.)
 - SIGKILL of the engine while five clients each have a running or queued job and a sixth sits idle:
   every one raises EngineLost within a bound, none hangs; the next `Client` with autostart starts a
@@ -155,6 +156,20 @@ def test_hostile_style_files_are_refused_before_anything_is_decoded(engine, tmp_
                 assert (caught.value.code, caught.value.field) == ("bad_input", "path"), (name, caught.value.header)
                 assert path in caught.value.message and all(word in caught.value.message for word in words)
                 answers[name] = message
+            # A good style file that is replaced by the 8000 x 8000 one while its job waits in the queue
+            # is checked again (header only) when the job starts.
+            blocker = client.submit(rgb, [good_style], {"iterations": 10000, "preview_interval_s": 0})
+            swapped = str(tmp_path / "swapped.png")
+            Image.new("RGB", (32, 32), (20, 90, 160)).save(swapped)
+            queued = client.submit(rgb, [good_style, StyleRef.file(swapped)], options)
+            shutil.copy(files["over-limit.png"][0], swapped + ".new")
+            os.replace(swapped + ".new", swapped)
+            blocker.cancel()
+            assert blocker.wait(120).type == "cancelled"
+            final = queued.wait(120)
+            assert final.type == "error" and final.header["field"] == "styles[1].path", final.header
+            assert swapped in final.header["message"] and "is 8000x8000 pixels" in final.header["message"]
+            answers["swapped.png"] = final.header["message"]
         elapsed = time.monotonic() - started
         rss_after, peak_after = rss_kb(pid), peak_rss_kb(pid)
         assert [style["id"] for style in client.list_styles()] == [style["id"] for style in styles_before]
@@ -162,7 +177,7 @@ def test_hostile_style_files_are_refused_before_anything_is_decoded(engine, tmp_
         final = client.submit(rgb, [good_style], options).wait(120)
         assert final.type == "result" and (final.pixels.width, final.pixels.height) == (24, 16), final.header
     assert engine.process.poll() is None, engine.log_tail()
-    print("\n%d hostile files x 2 requests in %.2f s; engine RSS %.1f -> %.1f MiB (highest sampled %.1f, "
+    print("\n%d hostile files x 2 requests (and a swapped one) in %.2f s; engine RSS %.1f -> %.1f MiB (highest sampled %.1f, "
           "peak %.1f -> %.1f)" % (len(files), elapsed, rss_before / 1024, rss_after / 1024, sampler.highest / 1024,
                                  peak_before / 1024, peak_after / 1024))
     for name in sorted(answers):
