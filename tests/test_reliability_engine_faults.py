@@ -177,8 +177,8 @@ def test_hostile_style_files_are_refused_before_anything_is_decoded(engine, tmp_
         final = client.submit(rgb, [good_style], options).wait(120)
         assert final.type == "result" and (final.pixels.width, final.pixels.height) == (24, 16), final.header
     assert engine.process.poll() is None, engine.log_tail()
-    print("\n%d hostile files x 2 requests (and a swapped one) in %.2f s; engine RSS %.1f -> %.1f MiB (highest sampled %.1f, "
-          "peak %.1f -> %.1f)" % (len(files), elapsed, rss_before / 1024, rss_after / 1024, sampler.highest / 1024,
+    print("\n%d hostile files x 2 requests (and a swapped one) in %.2f s; engine RSS %.1f -> %.1f MiB "
+          "(highest sampled %.1f, peak %.1f -> %.1f)" % (len(files), elapsed, rss_before / 1024, rss_after / 1024, sampler.highest / 1024,
                                  peak_before / 1024, peak_after / 1024))
     for name in sorted(answers):
         print("  %-15s %s" % (name, answers[name]))
