@@ -4,6 +4,7 @@ This module knows the record format only; where files live, locking and atomic w
 `library.py` / `library_files.py`. Arrays are stored as serialized bytes (tf.io.serialize_tensor).
 """
 
+import errno
 import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, Tuple
@@ -204,7 +205,14 @@ def read_many(paths, with_grams: bool = False) -> Dict[str, object]:
 
 
 def write_path(path: str, serialized_records) -> None:
-    """Write serialized Examples to `path` with tf.io.TFRecordWriter (path is a temp file)."""
-    with tf.io.TFRecordWriter(path) as writer:
-        for serialized in serialized_records:
-            writer.write(serialized)
+    """Write serialized Examples to `path` with tf.io.TFRecordWriter (path is a temp file).
+    TensorFlow reports a failed write (a full disk: ResourceExhaustedError) as its own error type;
+    it is raised as the OSError every caller handles."""
+    try:
+        with tf.io.TFRecordWriter(path) as writer:
+            for serialized in serialized_records:
+                writer.write(serialized)
+    except tf.errors.OpError as error:
+        reason = error.message.rsplit("; ", 1)[-1]
+        code = errno.ENOSPC if "No space left" in reason else errno.EIO
+        raise OSError(code, reason, path) from None
