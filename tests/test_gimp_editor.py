@@ -6,7 +6,6 @@ With CI=true a missing GIMP fails these tests; elsewhere they skip with the reas
 """
 
 import os
-import signal
 import socket
 import threading
 import time
@@ -16,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.support import gimp_harness
+from tests.support.engine_fixture import kill_engine_pid
 from tests.support.gimp_engine_relay import EngineRelay
 from tests.support.style_images import style_pixels
 
@@ -72,16 +72,6 @@ def engine_pid(endpoint):
         client.close()
 
 
-def kill_engine(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            if b"engine_server" not in f.read():
-                return              # gone, and the pid reused: not ours
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-
-
 class KillAtFirstPreview(threading.Thread):
     """SIGKILLs the engine on `endpoint` once the plug-in has painted a preview of `layer_name`
     (the plug-in logs that); records the pid and when."""
@@ -104,7 +94,7 @@ class KillAtFirstPreview(threading.Thread):
             if seen:
                 pid = engine_pid(self.endpoint)
                 if pid:
-                    kill_engine(pid)
+                    kill_engine_pid(pid)
                 self.record = {"pid": pid, "killed_at": time.time()}
                 return
 
@@ -200,7 +190,7 @@ def gimp(request):
                 relay.close()
                 fresh_pid = engine_pid(faults_endpoint)   # the engine "after-crash" started
                 for pid in filter(None, (fresh_pid, killer.record.get("pid"))):
-                    kill_engine(pid)
+                    kill_engine_pid(pid)
         by_name = {case["name"]: case for case in (results or {}).get("cases", [])}
         info.update(missing=missing, dead_endpoint=dead_endpoint, display=display,
                     complete=bool(results and results["complete"]), damaged_style=damaged_style,

@@ -8,7 +8,6 @@ With CI=true a missing Krita fails these tests; elsewhere they skip with the rea
 import base64
 import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -18,6 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.support import krita_session
+from tests.support.engine_fixture import kill_engine_pid
 from tests.support.krita_install import REPO
 from tests.support.style_images import style_pixels
 
@@ -44,13 +44,7 @@ def kill_autostarted_engine(results):
     cases = (results or {}).get("cases", {})
     pids = [(cases.get("autostart") or {}).get("pid")] + list((cases.get("engine_faults") or {}).get("pids", []))
     for pid in filter(None, pids):
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                if b"engine_server" not in f.read():
-                    continue        # gone, and the pid reused: not ours
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+        kill_engine_pid(pid)
 
 
 def damaged_copy(source, target, keep):

@@ -46,6 +46,17 @@ class EngineProcess:
         self.process.wait(timeout=30)
 
 
+def kill_engine_pid(pid):
+    """SIGKILL process `pid` if it is still an engine (a pid that was reused is left alone)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            if b"engine_server" not in f.read():
+                return
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 def short_temp_dir(prefix="nse-", parent=None):
     """A temp folder with a short path (ipc socket paths are limited to ~100 bytes)."""
     return tempfile.mkdtemp(prefix=prefix, dir=parent or ("/tmp" if os.path.isdir("/tmp") else None))
