@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from .losses import feature_positions, gram
+from .losses import content_loss, feature_positions, gram
 from .model import CONV_LAYERS, layer_names
 
 
@@ -173,16 +173,13 @@ class TiledObjective:
             tf.TensorSpec([None, None, None, None], tf.float32),
             [tf.TensorSpec(t.shape, tf.float32) for t in self._style_targets]])
 
-    def _content_part(self, features, target):
-        return 0.5 * tf.reduce_sum(tf.square(features - target))
-
     def _surrogate_gradient(self, tile, bounds, content_target, coefficients):
         with tf.GradientTape() as tape:
             tape.watch(tile)
             cores = self._passes._core_features(tile, bounds)
             surrogate = tf.add_n([tf.reduce_sum(gram(core) * c) for core, c in zip(cores[1:], coefficients)])
             if self._content_target is not None:
-                surrogate += self.objective.alpha * self._content_part(cores[0], content_target)
+                surrogate += self.objective.alpha * content_loss(cores[0], content_target)
         return tape.gradient(surrogate, tile)
 
     def _content_tile(self, grid, tile):
@@ -202,7 +199,7 @@ class TiledObjective:
         with tf.device(self.model.device):
             for tile, cores in self._passes.run(self._passes.core_features, grid, image):
                 if self._content_target is not None:
-                    content += float(self._content_part(cores[0], self._content_tile(grid, tile)))
+                    content += float(content_loss(cores[0], self._content_tile(grid, tile)))
                 for total, core in zip(grams, cores[1:]):
                     total += gram(core).numpy()
         per_layer, coefficients = [], []
