@@ -106,12 +106,14 @@ def _to_float(image):
     return pixels, None
 
 
-def load_image(path, what="image"):
-    """path -> (rgb float32 HxWx3 0..255, alpha float32 HxW 0..255 or None). `what` names the file in errors."""
+def load_image(path, what="image", max_pixels=MAX_PIXELS):
+    """path -> (rgb float32 HxWx3 0..255, alpha float32 HxW 0..255 or None). `what` names the file in
+    errors; a file of more than `max_pixels` (at most MAX_PIXELS) is refused before it is decoded."""
     path = os.fspath(path)
-    image = _open(path, what)
+    max_pixels = min(int(max_pixels), MAX_PIXELS)
+    image = _open(path, what, max_pixels)
     with image:
-        _check_size(image, path, what)
+        _check_size(image, path, what, max_pixels)
         try:
             image.load()
             image = ImageOps.exif_transpose(image)
@@ -119,12 +121,12 @@ def load_image(path, what="image"):
             text = _short(error)
             kind = "is truncated or damaged" if "truncat" in text.lower() else "cannot be decoded"
             raise InputError("%s file %s %s (%s)" % (what, path, kind, text))
-        _check_size(image, path, what)
+        _check_size(image, path, what, max_pixels)
         return _to_float(image)
 
 
-def load_rgb(path, what="image"):
-    return load_image(path, what)[0]
+def load_rgb(path, what="image", max_pixels=MAX_PIXELS):
+    return load_image(path, what, max_pixels)[0]
 
 
 def resize(pixels, size):

@@ -17,20 +17,18 @@ PROGRESS_INTERVAL_S = 0.25      # progress headers (without a preview) at most t
 
 class StylizeRunner:
     """`runner(job, emit)`; `library` is a StyleLibrary or None (library styles then get "unsupported").
-    `max_pixels` (the engine's limit per image) is checked again in a style file's header before it is
-    decoded: the file may have been replaced since the submit was accepted."""
+    A style file is loaded under `max_pixels` (the engine's limit per image) again, checked in its
+    header before it is decoded: the file may have been replaced since the submit was accepted."""
 
     def __init__(self, model: Any, library: Any = None, stylize: Optional[Callable] = None,
-                 load_rgb: Optional[Callable] = None, max_pixels: Optional[int] = None):
+                 max_pixels: Optional[int] = None):
         if stylize is None:
             from .stylize import stylize
-        if load_rgb is None:
-            from .images import load_rgb
+        from .images import MAX_PIXELS
         self.model = model
         self.library = library
         self.stylize = stylize
-        self.load_rgb = load_rgb
-        self.max_pixels = max_pixels
+        self.max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
 
     def style_inputs(self, styles: List[p.StyleRef]) -> list:
         from .stylize import StyleInput
@@ -42,10 +40,8 @@ class StylizeRunner:
                     raise p.ProtocolError(p.E_INVALID, "%s.path must be an absolute path on the engine's machine, got %r"
                                           % (field, style.path[:200]), field + ".path")
                 try:
-                    if self.max_pixels is not None:
-                        from .images import check_image_file
-                        check_image_file(style.path, "style", self.max_pixels)
-                    image = self.load_rgb(style.path, "style")
+                    from .images import load_rgb
+                    image = load_rgb(style.path, "style", self.max_pixels)
                 except InputError as error:
                     error.field = field + ".path"
                     raise
