@@ -32,7 +32,7 @@ DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.absp
 
 
 def load_inputs(size):
-    from engine_server.images import fit_size, load_rgb, resize
+    from engine_server.core.images import fit_size, load_rgb, resize
 
     content_file = os.path.join(DATA, "content", "tubingen.jpg")
     style_file = os.path.join(DATA, "style", "starry_night.jpg")
@@ -92,7 +92,7 @@ def interleaved_efficiency(model, sizes, options, rounds):
 def pass_flops(size, options):
     """FLOPs of one objective evaluation: convolutions forward + gradient w.r.t. their input
     (no weight gradients: the weights are constants), plus the Gram matrices forward and backward."""
-    from engine_server.model import CONV_LAYERS, layer_names
+    from engine_server.core.model import CONV_LAYERS, layer_names
     from tests.support.fake_vgg19 import layer_plan
 
     wanted = layer_names(list(options["style_layers"]) + [options["content_layer"]])
@@ -112,8 +112,8 @@ def pass_flops(size, options):
 
 
 def build_objective(model, content, style, options):
-    from engine_server.losses import Objective
-    from engine_server.stylize import StyleInput, _Targets
+    from engine_server.core.losses import Objective
+    from engine_server.core.stylize import StyleInput, _Targets
 
     targets = _Targets(model, options, None)
     size = content.shape[:2]
@@ -121,8 +121,8 @@ def build_objective(model, content, style, options):
 
 
 def time_size(model, size, options, iterations):
-    from engine_server.optimize import LBFGS
-    from engine_server.stylize import PIXEL_BOUNDS
+    from engine_server.core.optimize import LBFGS
+    from engine_server.core.stylize import PIXEL_BOUNDS
 
     content, style = load_inputs(size)
     objective = build_objective(model, content, style, options)
@@ -147,7 +147,7 @@ def time_size(model, size, options, iterations):
 
 def run_baseline(model, content, style, options, steps):
     """The TensorFlow tutorial's recipe on our objective: Adam, single scale, clipped pixels."""
-    from engine_server.optimize import Adam
+    from engine_server.core.optimize import Adam
 
     objective = build_objective(model, content, style, options)
     shape = content.shape
@@ -164,7 +164,7 @@ def run_baseline(model, content, style, options, steps):
 
 
 def run_default_job(model, content, style, options):
-    from engine_server.stylize import StyleInput, stylize
+    from engine_server.core.stylize import StyleInput, stylize
 
     trace = []
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -179,8 +179,8 @@ def run_default_job(model, content, style, options):
 
 def continue_lbfgs(model, content, style, options, start_image, target, offset_s, max_iterations):
     """More final-scale L-BFGS iterations from the default job's result until the loss reaches `target`."""
-    from engine_server.optimize import LBFGS
-    from engine_server.stylize import PIXEL_BOUNDS
+    from engine_server.core.optimize import LBFGS
+    from engine_server.core.stylize import PIXEL_BOUNDS
 
     objective = build_objective(model, content, style, options)
     shape = content.shape
@@ -224,7 +224,7 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    from engine_server.model import VGG19Features
+    from engine_server.core.model import VGG19Features
     from shared.options import defaults
 
     weights = args.weights

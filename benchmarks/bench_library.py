@@ -26,11 +26,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from engine_server.errors import Cancelled  # noqa: E402
-from engine_server.images import load_rgb  # noqa: E402
+from engine_server.core.errors import Cancelled  # noqa: E402
+from engine_server.core.images import load_rgb  # noqa: E402
 from engine_server.library import StyleLibrary  # noqa: E402
-from engine_server.model import VGG19Features  # noqa: E402
-from engine_server.stylize import StyleInput, stylize  # noqa: E402
+from engine_server.core.model import VGG19Features  # noqa: E402
+from engine_server.core.stylize import StyleInput, stylize  # noqa: E402
 from shared.options import defaults, keras_layer_name  # noqa: E402
 from shared.paths import weights_path  # noqa: E402
 
@@ -100,8 +100,8 @@ def bench_size(model, content, style_pixels, size, scales, repeats, folder):
 def bench_style_targets(model, style_pixels, sides, repeats, folder):
     """What the cache replaces, without the rest of stylize(): the five style Grams of a style image
     at a given size, computed (one VGG-19 pass) vs taken from the cache (memory, disk)."""
-    from engine_server.images import fit_size, resize
-    from engine_server.losses import gram
+    from engine_server.core.images import fit_size, resize
+    from engine_server.core.losses import gram
     layers = [keras_layer_name(name) for name in defaults()["style_layers"]]
     library = StyleLibrary(os.path.join(folder, "targets"))
     style_id = library.add_image(style_pixels, "targets").id
@@ -183,7 +183,7 @@ def main(argv=None):
         content = load_rgb(args.content)
         style = load_rgb(args.style)
         scale = args.style_side / float(max(style.shape[:2]))
-        from engine_server.images import resize
+        from engine_server.core.images import resize
         style = np.clip(np.rint(resize(style, (round(style.shape[0] * scale), round(style.shape[1] * scale)))), 0, 255)
         style = style.astype(np.uint8)
         print("weights: %s (%s); device %s; load average %.1f; cpus %d"

@@ -45,9 +45,9 @@ OPTIONS = {"iterations": 1, "max_size": 64, "preview_interval_s": 0.0}
 
 def in_process(weights, size):
     """The baseline: what the engine does for that job, without the protocol (run in a subprocess)."""
-    from engine_server import pixels
-    from engine_server.model import VGG19Features
-    from engine_server.stylize import StyleInput, stylize
+    from engine_server.daemon import pixels
+    from engine_server.core.model import VGG19Features
+    from engine_server.core.stylize import StyleInput, stylize
     from shared.options import validate_options
     from shared.protocol import Pixels
 

@@ -33,10 +33,10 @@ def one_size(weights, side, mode):
     one pass ("untiled") or in tiles of a given core side (a number)."""
     import numpy as np
 
-    from engine_server import memory
-    from engine_server.losses import Objective
-    from engine_server.model import VGG19Features
-    from engine_server.stylize import _Targets
+    from engine_server.core import memory
+    from engine_server.core.losses import Objective
+    from engine_server.core.model import VGG19Features
+    from engine_server.core.stylize import _Targets
     from shared.options import defaults
 
     model = VGG19Features.load(weights)
@@ -59,7 +59,7 @@ def one_size(weights, side, mode):
     seconds = time.perf_counter() - started
     tiles = None
     if fitted.core is not None:
-        from engine_server.tiling import TileGrid
+        from engine_server.core.tiling import TileGrid
         tiles = len(TileGrid((side, side), fitted.layers, fitted.core).tiles)
     print(json.dumps({"side": side, "megapixels": side * side / 1e6, "mode": mode,
                       "core": fitted.core, "tiles": tiles, "targets_s": targets_s, "s_per_evaluation": seconds,

@@ -5,143 +5,19 @@ Standard library + pyzmq + msgpack, Python 3.9+ (runs inside Krita's and GIMP's 
 Debian's python3-zmq, which may be as old as pyzmq 24).
 """
 
-import collections
-import json
 import os
-import shlex
-import subprocess
-import tempfile
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import zmq
 
-from . import endpoints, paths
+from . import endpoints, engine_start
 from . import protocol as p
+from .client_errors import ClientError, EngineLost, EngineUnavailable, JobFailed, ProtocolMismatch  # noqa: F401
+from .job import Event, Job, pixels_from  # noqa: F401
 
 ENGINE_LOST_AFTER_S = 5.0       # no message at all from the engine for this long while waiting: it is gone
-
-
-class ClientError(Exception):
-    """Base of every error the client raises; str() is one readable sentence."""
-
-
-class EngineUnavailable(ClientError):
-    """No engine answers and none could be started within the timeout."""
-
-
-class ProtocolMismatch(ClientError):
-    """The engine speaks another protocol version."""
-
-
-class EngineLost(ClientError):
-    """The engine stopped answering (no heartbeat within a bounded time)."""
-
-
-class JobFailed(ClientError):
-    """The engine answered with an `error`: `.code`, `.field` (or None), `.message`."""
-
-    def __init__(self, code: str, message: str, field: Optional[str] = None, header: Optional[dict] = None):
-        super().__init__(message)
-        self.code = code
-        self.field = field
-        self.message = message
-        self.header = header or {}
-
-
-class Event:
-    """One job event: `type` ("progress" | "result" | "error" | "cancelled"), `header`, `pixels`."""
-
-    __slots__ = ("type", "header", "pixels")
-
-    def __init__(self, header: Dict[str, Any], pixels: Optional[p.Pixels]):
-        self.type = header.get("type")
-        self.header = header
-        self.pixels = pixels
-
-    @property
-    def is_final(self) -> bool:
-        return self.type in p.JOB_END_TYPES
-
-    def __repr__(self) -> str:
-        return "Event(%s, %r)" % (self.type, self.pixels)
-
-
-def _pixels_from(desc: Any, frames: List[bytes]) -> Optional[p.Pixels]:
-    if not isinstance(desc, dict):
-        return None
-    index = desc.get("frame")
-    if not isinstance(index, int) or not 0 < index < len(frames):
-        raise ProtocolMismatch("the engine sent a pixel descriptor for a frame it did not send")
-    pixels = p.Pixels(desc["width"], desc["height"], desc["channels"], desc["dtype"], frames[index],
-                      desc.get("transfer", "srgb"))
-    if len(pixels.data) != pixels.expected_bytes:
-        raise ProtocolMismatch("the engine sent %d bytes for %r" % (len(pixels.data), pixels))
-    return pixels
-
-
-class Job:
-    """A submitted job. Iterate `events()`; `cancel()` from any thread."""
-
-    def __init__(self, client: "Client"):
-        self._client = client
-        self.id: Any = None
-        self.queue_position: Optional[int] = None
-        self._events: collections.deque = collections.deque()
-        self._cancel_wanted = threading.Event()
-        self._cancel_sent = False
-        self.done = False
-        self.final: Optional[Event] = None
-
-    def events(self):
-        """Yield progress events, then the final result, error or cancelled event (and stop)."""
-        while True:
-            event = self.poll(timeout=0.25)
-            if event is not None:
-                yield event
-                if event.is_final:
-                    return
-            elif self.done:
-                return
-
-    def poll(self, timeout: float = 0.0) -> Optional[Event]:
-        """The next event if one arrives within `timeout` seconds, else None (keeps heartbeats going)."""
-        if self._events:
-            return self._take()
-        if self.done:
-            return None
-        with self._client._lock:
-            self._client._wait(lambda: bool(self._events), timeout)
-        return self._take() if self._events else None
-
-    def wait(self, timeout: Optional[float] = None) -> Event:
-        """Consume events until the final one and return it."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.done:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError("job %s did not end within %g s" % (self.id, timeout))
-            event = self.poll(0.25)
-            if event is not None and event.is_final:
-                return event
-        if self.final is None:
-            raise EngineLost("the connection to the engine was closed before job %s ended" % (self.id,))
-        return self.final
-
-    def cancel(self) -> None:
-        """Ask the engine to cancel; `events()` then ends with "cancelled" (or the result, if it was faster)."""
-        self._cancel_wanted.set()
-        self._client._try_send_cancels()
-
-    def _take(self) -> Event:
-        event = self._events.popleft()
-        if event.is_final:
-            self.done = True
-            self.final = event
-        return event
-
-    def __repr__(self) -> str:
-        return "Job(%r)" % (self.id,)
 
 
 class Client:
@@ -345,20 +221,7 @@ class Client:
         sock.curve_serverkey = server_public
 
     def _maybe_listening(self) -> bool:
-        path = endpoints.ipc_path(self.endpoint)
-        if path is None:
-            return True
-        try:
-            os.stat(path)
-        except PermissionError:
-            raise EngineUnavailable("the engine socket %s belongs to another user (permission denied); "
-                                    "each user runs their own engine" % path)
-        except OSError:
-            return False
-        if not os.access(path, os.W_OK):      # libzmq would retry the refused connect silently forever
-            raise EngineUnavailable("the engine socket %s belongs to another user (permission denied); "
-                                    "each user runs their own engine" % path)
-        return True
+        return engine_start.maybe_listening(self.endpoint)
 
     def _hello(self, timeout: float) -> Optional[Dict[str, Any]]:
         """One hello on a fresh socket; the welcome map, or None if nothing answered in time."""
@@ -386,66 +249,13 @@ class Client:
         self._last_heard = time.monotonic()
         return header
 
-    def _engine_command(self) -> tuple:
-        """(argv, weights or None) of the command that runs `-m engine_server`, or (None, None)."""
-        if self.engine_command:
-            command = self.engine_command
-            return (shlex.split(command) if isinstance(command, str) else list(command)), self.weights
-        if os.environ.get(paths.ENGINE_COMMAND_ENV):
-            return shlex.split(os.environ[paths.ENGINE_COMMAND_ENV]), self.weights
-        config_path = paths.engine_config_path()
-        if os.path.exists(config_path):
-            try:
-                with open(config_path, encoding="utf-8") as f:
-                    config = json.load(f)
-                command = config["command"]
-                if not isinstance(command, list) or not all(isinstance(part, str) for part in command):
-                    raise ValueError("command is not a list of strings")
-            except (OSError, ValueError, KeyError) as error:
-                raise EngineUnavailable("the engine settings %s are unreadable (%s); run: python3 installer.py"
-                                        % (config_path, error))
-            return command, self.weights or config.get("weights")
-        return None, None
-
     def _start_and_hello(self) -> Dict[str, Any]:
-        command, weights = self._engine_command()
+        command, weights = engine_start.engine_command(self.engine_command, self.weights)
         if not command:
             raise EngineUnavailable("no engine is running on %s and none is installed to start: run python3 installer.py"
                                     % self.endpoint)
-        argv = list(command) + ["start", "--endpoint", self.endpoint]
-        if weights:
-            argv += ["--weights", weights]
-        deadline = time.monotonic() + self.start_timeout
-        with tempfile.TemporaryFile() as output:
-            try:
-                launcher = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                            close_fds=True, start_new_session=True)
-            except OSError as error:
-                raise EngineUnavailable("the engine could not be started with %s: %s" % (argv[0], error.strerror))
-            try:
-                while time.monotonic() < deadline:
-                    code = launcher.poll()
-                    if code not in (None, 0):
-                        output.seek(0)
-                        lines = [line.strip() for line in output.read().decode("utf-8", "replace").splitlines()
-                                 if line.strip()]
-                        reason = lines[-1] if lines else "exit code %d" % code
-                        for prefix in ("error: ", "the engine did not start: "):   # the CLI's own framing
-                            if reason.lower().startswith(prefix):
-                                reason = reason[len(prefix):]
-                        raise EngineUnavailable("the engine could not be started: %s" % reason)
-                    if self._maybe_listening():
-                        welcome = self._hello(min(1.0, max(0.05, deadline - time.monotonic())))
-                        if welcome is not None:
-                            return welcome
-                    else:
-                        time.sleep(0.1)
-            finally:
-                if launcher.poll() is None:
-                    launcher.kill()
-                    launcher.wait()
-        raise EngineUnavailable("the engine did not answer on %s within %g s of being started"
-                                % (self.endpoint, self.start_timeout))
+        return engine_start.start(command, self.endpoint, weights, self.start_timeout, self._maybe_listening,
+                                  self._hello)
 
     def _wait(self, done, timeout: Optional[float]) -> None:
         """Receive and dispatch until done() or timeout; raises EngineLost when the engine falls silent."""
@@ -516,7 +326,7 @@ class Client:
             job = self._jobs.get(job_id)
             if job is None:
                 return      # a job this client already closed or forgot
-            pixels = _pixels_from(header.get("preview") if msg_type == p.PROGRESS else header.get("image"), frames)
+            pixels = pixels_from(header.get("preview") if msg_type == p.PROGRESS else header.get("image"), frames)
             job._events.append(Event(header, pixels))
             if msg_type in p.JOB_END_TYPES:
                 self._jobs.pop(job_id, None)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine_server.cli import main
-from engine_server.images import read_png16
+from engine_server.cli.main import main
+from engine_server.core.png16 import read as read_png16
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "images")
@@ -188,12 +188,3 @@ def test_a_bad_weights_file_in_a_real_process_is_one_line(images, tmp_path):
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: VGG-19 weights file")
     assert "Traceback" not in done.stderr
-
-
-def test_engine_flag_without_the_remote_module_is_explained(images, tmp_path, fake_weights, capsys, monkeypatch):
-    import engine_server
-    monkeypatch.setitem(sys.modules, "engine_server.remote_stylize", None)     # as if the module were absent
-    monkeypatch.delattr(engine_server, "remote_stylize", raising=False)
-    code = main(["stylize", images["content"], images["style"], "-o", str(tmp_path / "o.png"), "--engine"])
-    assert code != 0
-    assert "--engine needs" in capsys.readouterr().err

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from engine_server import losses
-from engine_server.errors import InputError
-from engine_server.model import CONV_LAYERS, IMAGENET_MEAN_BGR, layer_names, preprocess
-from engine_server.stylize import StyleInput
-from engine_server.stylize import losses as image_losses
+from engine_server.core import losses
+from engine_server.core.errors import InputError
+from engine_server.core.model import CONV_LAYERS, IMAGENET_MEAN_BGR, layer_names, preprocess
+from engine_server.core.stylize import StyleInput
+from engine_server.core.stylize import losses as image_losses
 from shared.options import VGG_LAYERS, defaults, keras_layer_name, lecture_layer_name
 
 RNG = np.random.default_rng(42)

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from engine_server import memory, tiling
-from engine_server.errors import EngineError
-from engine_server.losses import Objective
-from engine_server.stylize import StyleInput, stylize
+from engine_server.core import fitted as fitted_passes
+from engine_server.core import memory
+from engine_server.core import tiling
+from engine_server.core.errors import EngineError
+from engine_server.core.losses import Objective
+from engine_server.core.stylize import StyleInput, stylize
 from shared.options import defaults
 from tests.test_core_tiling import SIZE, build_objective, random_image
 
@@ -88,7 +90,7 @@ def test_an_out_of_memory_error_falls_back_to_tiles_with_the_same_result(fake_mo
     expected = objective.evaluate(image)
     monkeypatch.setattr(memory, "tile_core", lambda size, layers, device: None)
     monkeypatch.setattr(Objective, "evaluate", _out_of_memory)
-    fitted = memory.FittedObjective(objective, SIZE)
+    fitted = fitted_passes.FittedObjective(objective, SIZE)
     value, grad, _ = fitted.evaluate(image)
     assert fitted.core == 96                                  # half of the longest side, on the pooling grid
     assert value == pytest.approx(expected[0], rel=2e-4)
@@ -101,6 +103,6 @@ def test_out_of_memory_even_in_the_smallest_tiles_is_a_clear_error(fake_model, m
     monkeypatch.setattr(Objective, "evaluate", _out_of_memory)
     monkeypatch.setattr(tiling.TiledObjective, "evaluate", _out_of_memory)
     with pytest.raises(EngineError) as failed:
-        memory.FittedObjective(objective, SIZE).evaluate(random_image(7))
+        fitted_passes.FittedObjective(objective, SIZE).evaluate(random_image(7))
     assert failed.value.code == "out_of_memory"
     assert "203x181" in failed.value.message and "max_size" in failed.value.message

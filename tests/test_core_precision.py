@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from engine_server import model as model_module
-from engine_server.errors import InputError
-from engine_server.losses import Objective
-from engine_server.model import VGG19Features
-from engine_server.stylize import StyleInput, stylize
-from engine_server.weights import load_vgg19_weights
+from engine_server.core import model as model_module
+from engine_server.core.errors import InputError
+from engine_server.core.losses import Objective
+from engine_server.core.model import VGG19Features
+from engine_server.core.stylize import StyleInput, stylize
+from engine_server.core.weights import load_vgg19_weights
 from shared.options import defaults
 from tests.test_core_tiling import build_objective, random_image
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from engine_server.errors import Cancelled, InputError
-from engine_server.losses import Objective
-from engine_server.optimize import LBFGS, Adam
-from engine_server.stylize import Progress, StyleInput, losses, plan_scales, split_iterations, stylize
+from engine_server.core.errors import Cancelled, InputError
+from engine_server.core.losses import Objective
+from engine_server.core.optimize import LBFGS, Adam
+from engine_server.core.stylize import Progress, StyleInput, losses, plan_scales, split_iterations, stylize
 from shared.options import defaults, validate_options
 
 RNG = np.random.default_rng(7)
@@ -56,7 +56,7 @@ def test_gradient_matches_finite_differences(fake_model):
     options = dict(defaults(), style_layers=("conv1_1", "conv2_1"), style_layer_weights=(1.0, 1.0),
                    content_layer="conv2_1", tv_weight=0.1)
     content = fake_model.features(CONTENT[:16, :16], ["conv2_1"])["block2_conv1"].numpy()
-    from engine_server.losses import gram
+    from engine_server.core.losses import gram
     style = {name: gram(f).numpy() for name, f in fake_model.features(STYLE[:16, :16], ["conv1_1", "conv2_1"]).items()}
     objective = Objective(fake_model, options, content, style)
     x = RNG.uniform(60, 190, (16, 16, 3)).astype(np.float32)
@@ -114,7 +114,7 @@ def test_content_init_is_deterministic_with_several_scales(fake_model):
     np.testing.assert_array_equal(a, b)
 
 
-def test_cancel_is_checked_every_iteration_and_returns_the_best_image(fake_model):
+def test_cancel_is_checked_every_iteration_and_the_last_preview_stays_usable(fake_model):
     calls = []
 
     def should_cancel():
@@ -126,8 +126,9 @@ def test_cancel_is_checked_every_iteration_and_returns_the_best_image(fake_model
         stylize(fake_model, CONTENT, [StyleInput(STYLE)], dict(SMALL, iterations=50), on_progress=seen.append,
                 should_cancel=should_cancel)
     assert len(seen) == 2            # checks: before scale 1, before iterations 1, 2, 3 -> cancelled
-    best = caught.value.best_image
-    assert best.shape == (40, 48, 3) and 0 <= best.min() and best.max() <= 255
+    assert str(caught.value) == "cancelled"
+    last = seen[-1].image()          # what a caller keeps of a cancelled job
+    assert last.shape[2] == 3 and 0 <= last.min() and last.max() <= 255
 
 
 class RecordingCache:
@@ -192,7 +193,7 @@ def test_bad_blend_weights_are_refused(fake_model):
 
 
 def test_preserve_colors_keeps_the_contents_chroma(fake_model):
-    from engine_server import colors
+    from engine_server.core import colors
 
     result = stylize(fake_model, CONTENT, [StyleInput(STYLE)], dict(SMALL, preserve_colors=True))
     got, want = colors.rgb_to_yiq(result), colors.rgb_to_yiq(CONTENT)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from engine_server import tiling
-from engine_server.losses import Objective, feature_positions, gram, rescale_gram
-from engine_server.model import layer_names
+from engine_server.core import tiling
+from engine_server.core.losses import Objective, feature_positions, gram, rescale_gram
+from engine_server.core.model import layer_names
 from shared.options import defaults
 
 SIZE = (181, 203)          # not multiples of the pooling grid: the last cores are partial

@@ -6,9 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
-from engine_server.errors import WeightsError
-from engine_server.model import CONV_LAYERS, VGG19Features
-from engine_server.weights import find_weights, load_vgg19_weights
+from engine_server.core.errors import WeightsError
+from engine_server.core.model import CONV_LAYERS, VGG19Features
+from engine_server.core.weights import find_weights, load_vgg19_weights
 from tests.support.fake_vgg19 import write_fake_vgg19_weights
 
 

@@ -202,18 +202,14 @@ def test_failure_text_names_the_layer_the_reason_and_what_was_kept(plugin):
     assert p.failure_text("") == "The engine reported an error."
 
 
-def test_progress_fraction_and_eta(plugin):
+def test_progress_words_are_the_shared_ones(plugin):
+    """The docker prints shared/progress.py's words (one copy for Krita, GIMP and the CLI)."""
     p = plugin.progress
-    assert p.overall_fraction(0, 1, 50, 200) == 0.25
-    assert p.overall_fraction(1, 2, 100, 100) == 1.0
-    assert p.overall_fraction(1, 4, None, None) == 0.25
-    assert p.format_eta(None) == "" and p.format_eta(float("nan")) == ""
-    assert p.format_eta(12.4) == "about 12 s left"
-    assert p.format_eta(125) == "about 2 min 05 s left"
-    assert p.format_eta(7260) == "about 2 h 01 min left"
-    assert p.progress_text("Layer 2", 0, 1, {"iteration": 40, "iterations": 200, "eta_s": 12}) == \
-        "Layer 2: iteration 40/200, about 12 s left"
-    assert p.progress_text("Sky", 1, 3, {}) == "Sky (2/3)"
+    assert p.fraction({"iteration": 50, "iterations": 200}, 0, 1) == 0.25
+    assert p.fraction({}, 1, 4) == 0.25
+    assert p.progress_text({"iteration": 40, "iterations": 200, "eta_s": 12}, "Layer 2", 0, 1) == \
+        "Layer 2 \u2013 iteration 40/200, about 12 s left"
+    assert p.progress_text({}, "Sky", 1, 3) == "Sky (2/3)"
 
 
 # ---- architecture rules -------------------------------------------------------------------------

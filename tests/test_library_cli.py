@@ -8,7 +8,7 @@ import sys
 import pytest
 from PIL import Image
 
-from engine_server import cli
+from engine_server.cli import main as cli
 from engine_server.library import StyleLibrary
 from tests.support.style_images import style_pixels
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from engine_server import library_records as records
+from engine_server.library import records
 from engine_server.library import StyleLibrary
 from tests.support.style_images import style_pixels
 
@@ -119,7 +119,7 @@ def test_two_processes_adding_and_caching_at_once_all_land(tmp_path):
 
 def test_lock_directory_fallback_serializes_writers(tmp_path, monkeypatch):
     """Where neither fcntl nor msvcrt exists, a lock directory does the job."""
-    from engine_server import library_files
+    from engine_server.library import files as library_files
     monkeypatch.setattr(library_files, "fcntl", None)
     monkeypatch.setattr(library_files, "msvcrt", None)
     library = StyleLibrary(str(tmp_path))
@@ -135,7 +135,7 @@ def test_lock_directory_fallback_serializes_writers(tmp_path, monkeypatch):
 
 
 def test_a_busy_library_is_a_clear_error(tmp_path):
-    from engine_server import library_files
+    from engine_server.library import files as library_files
     from engine_server.library import LibraryError
     library = StyleLibrary(str(tmp_path), lock_timeout_s=0.2)
     style = library.add_image(style_pixels(1), "one")

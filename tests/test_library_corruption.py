@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
-from engine_server import library_records as records
+from engine_server.library import records
 from engine_server.library import LibraryError, StyleLibrary
 from tests.support.style_images import style_pixels
 

@@ -6,10 +6,10 @@ import time
 import numpy as np
 import pytest
 
-from engine_server import library_records as records
+from engine_server.library import records
 from engine_server.library import StyleLibrary
-from engine_server.model import VGG19Features
-from engine_server.stylize import StyleInput, stylize
+from engine_server.core.model import VGG19Features
+from engine_server.core.stylize import StyleInput, stylize
 from shared.options import defaults, keras_layer_name
 from tests.support.style_images import style_pixels
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from engine_server import library_records as records
+from engine_server.library import records
 from engine_server.library import LibraryError, StyleLibrary
 from tests.support.style_images import style_pixels
 

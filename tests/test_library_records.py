@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine_server import library_records as records
-from engine_server.errors import EngineError
+from engine_server.library import records
+from engine_server.core.errors import EngineError
 from engine_server.library import LibraryError, StyleLibrary, THUMBNAIL_SIDE
 from tests.support.style_images import style_pixels
 

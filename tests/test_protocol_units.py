@@ -8,6 +8,7 @@ import pytest
 
 from shared import endpoints
 from shared import protocol as p
+from shared import validation
 from shared.protocol import Pixels, ProtocolError, StyleRef
 
 LIMITS = dict(p.DEFAULT_LIMITS)
@@ -27,7 +28,7 @@ def submit_frames(**kwargs):
 def error_of(frames):
     header = p.decode_header(frames[0])
     with pytest.raises(ProtocolError) as caught:
-        p.validate_submit(header, frames, LIMITS)
+        validation.validate_submit(header, frames, LIMITS)
     return caught.value
 
 
@@ -39,7 +40,7 @@ def test_build_and_validate_submit_round_trip():
                                                "style_layers": ["conv1_1", "conv2_1"]}, req=5)
     header = p.decode_header(frames[0])
     assert header["v"] == 1 and header["type"] == "submit" and header["req"] == 5
-    request = p.validate_submit(header, frames, LIMITS)
+    request = validation.validate_submit(header, frames, LIMITS)
     assert (request.image.width, request.image.height, request.image.channels) == (8, 6, 4)
     assert bytes(request.mask.data) == bytes(range(48))
     assert request.options["iterations"] == 7 and request.options["feather"] == 2
@@ -134,7 +135,7 @@ def test_mask_must_match_the_image():
 def test_iteration_limit_of_the_engine():
     frames = submit_frames(options={"iterations": 500})
     with pytest.raises(ProtocolError) as caught:
-        p.validate_submit(p.decode_header(frames[0]), frames, dict(LIMITS, max_iterations=100))
+        validation.validate_submit(p.decode_header(frames[0]), frames, dict(LIMITS, max_iterations=100))
     assert caught.value.code == p.E_TOO_LARGE and caught.value.field == "options.iterations"
 
 
@@ -169,7 +170,7 @@ def test_bad_endpoints_say_why(endpoint):
 # ---------------------------------------------------------------------------------------------- pixels (engine side)
 
 def test_decode_encode_formats():
-    from engine_server import pixels
+    from engine_server.daemon import pixels
     rng = np.random.default_rng(3)
     u16 = rng.integers(0, 65536, (5, 7, 4), dtype=np.uint16)
     source = Pixels(7, 5, 4, "u16", u16.astype("<u2").tobytes())
@@ -189,8 +190,8 @@ def test_decode_encode_formats():
 
 
 def test_float_round_trip_with_scale_255_is_exact():
-    from engine_server import pixels
-    from engine_server.remote_stylize import _pixels, _unpack
+    from engine_server.daemon import pixels
+    from engine_server.cli.remote import _pixels, _unpack
     rgb = np.random.default_rng(4).uniform(0, 255, (60, 50, 3)).astype(np.float32)
     sent = _pixels(rgb)
     assert sent.descriptor(1)["scale"] == 255.0
@@ -211,7 +212,7 @@ def test_scale_is_only_for_floats():
 
 
 def test_linear_transfer_round_trip():
-    from engine_server import pixels
+    from engine_server.daemon import pixels
     linear = np.random.default_rng(5).uniform(0, 1, (4, 4, 3)).astype("<f4")
     source = Pixels(4, 4, 3, "f32", linear.tobytes(), transfer="linear")
     rgb, _ = pixels.decode(source)
@@ -222,7 +223,7 @@ def test_linear_transfer_round_trip():
 
 
 def test_soft_mask_feathers_inside_the_selection():
-    from engine_server import pixels
+    from engine_server.daemon import pixels
     mask = np.zeros((20, 20), np.uint8)
     mask[5:15, 5:15] = 255
     soft = pixels.soft_mask(Pixels(20, 20, 1, "u8", mask.tobytes()), feather=3)
@@ -235,7 +236,7 @@ def test_soft_mask_feathers_inside_the_selection():
 
 
 def test_mask_adds_alpha_to_rgb_and_multiplies_existing_alpha():
-    from engine_server import pixels
+    from engine_server.daemon import pixels
     rgb = np.full((4, 4, 3), 100, np.float32)
     mask = np.array([[0, 0.5, 1, 1]] * 4, np.float32)
     out = pixels.encode(rgb, None, Pixels(4, 4, 3, "u8", bytes(48)), mask)
@@ -247,7 +248,7 @@ def test_mask_adds_alpha_to_rgb_and_multiplies_existing_alpha():
 
 
 def test_result_is_resized_to_the_sent_size():
-    from engine_server import pixels
+    from engine_server.daemon import pixels
     small = np.random.default_rng(6).uniform(0, 255, (16, 12, 3)).astype(np.float32)
     out = pixels.encode(small, None, Pixels(24, 32, 3, "u8", bytes(24 * 32 * 3)))
     assert (out.width, out.height) == (24, 32) and len(out.data) == 24 * 32 * 3
@@ -267,7 +268,7 @@ def test_client_module_is_python39_syntax_and_numpy_free():
 
 def _fuzz_server():
     import zmq
-    from engine_server.server import EngineServer
+    from engine_server.daemon.server import EngineServer
     server = EngineServer("ipc:///tmp/nse-fuzz-never-bound.sock", run_job=lambda job, emit: None,
                           limits={"max_pixels": 64 * 64, "max_queue": 2}, context=zmq.Context.instance())
     sent = []
@@ -339,10 +340,10 @@ def test_fuzzed_messages_always_get_a_proper_answer():
 
 
 def test_job_queue_bounds_jobs_and_bytes():
-    from engine_server.jobs import Job, JobQueue, QueueFull
+    from engine_server.daemon.jobs import Job, JobQueue, QueueFull
 
     def job(job_id, nbytes):
-        request = p.SubmitRequest(Pixels(1, nbytes, 1, "u8", bytes(nbytes)), None, [], {})
+        request = validation.SubmitRequest(Pixels(1, nbytes, 1, "u8", bytes(nbytes)), None, [], {})
         return Job(job_id, b"client", request)
 
     queue = JobQueue(max_queue=3, max_bytes=1000)

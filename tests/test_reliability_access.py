@@ -164,7 +164,7 @@ def test_client_paths_and_ids_never_reach_outside_the_named_folders(default_engi
 
         # A pack whose record carries a traversing id is refused as a whole: nothing written anywhere.
         pack = tmp_path / "hostile.tfrecord"
-        from engine_server import library_records as records
+        from engine_server.library import records
         from tests.test_library_corruption import good_record
         records.write_path(str(pack), [records.encode(good_record(id="../" * 8 + relative_victim))])
         before = {folder: tree(folder) for folder in watched}

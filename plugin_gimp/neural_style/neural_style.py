@@ -283,8 +283,7 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
     result_layer.set_offsets(offset_x, offset_y)
     result_layer.fill(Gimp.FillType.TRANSPARENT)
 
-    Gimp.progress_set_text(progress.status_text({"stage": "waiting for the engine"}, layer.get_name(),
-                                                index, count))
+    Gimp.progress_set_text(progress.status_text({"stage": "waiting for the engine"}, layer.get_name(), index, count))
     started = time.monotonic()
     cancel_sent = False
     painted = False

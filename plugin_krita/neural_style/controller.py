@@ -13,7 +13,7 @@ from PyQt5.QtCore import QObject, pyqtSignal
 from krita import Krita
 
 from .pixels import UnsupportedLayer, transfer_of, wire_format
-from .progress import failure_text, overall_fraction, progress_text
+from .progress import failure_text, fraction, progress_text
 from .region import Rect, incomplete_layer_name, job_region, result_layer_name, style_name_from_path
 from .settings import option_error_text, to_options
 from .shared.options import OptionError
@@ -243,8 +243,8 @@ class Controller(QObject):
         job = self._jobs[key]
         job.started = True
         if kind == "progress":
-            fraction = overall_fraction(key, len(self._jobs), header.get("iteration"), header.get("iterations"))
-            self.progress.emit(fraction, progress_text(job.source.name(), key, len(self._jobs), header))
+            done = fraction(header, key, len(self._jobs))
+            self.progress.emit(done, progress_text(header, job.source.name(), key, len(self._jobs)))
         if data is not None and kind in ("progress", "result"):
             self._paint(job, data, final=kind == "result")
 

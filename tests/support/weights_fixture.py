@@ -15,6 +15,6 @@ def fake_weights(tmp_path_factory):
 @pytest.fixture(scope="session")
 def fake_model(fake_weights):
     """A VGG19Features built from `fake_weights` (once per test session)."""
-    from engine_server.model import VGG19Features
+    from engine_server.core.model import VGG19Features
 
     return VGG19Features.load(fake_weights)

@@ -45,6 +45,16 @@ def pools_before(layer):
     return int(keras_layer_name(layer)[5]) - 1
 
 
+def pixels_per_position(layer):
+    """The side in pixels of one position of `layer`'s feature map (its pooling grid)."""
+    return 2 ** pools_before(layer)
+
+
+def min_side(layers):
+    """The smallest image side that leaves every one of `layers` at least one position."""
+    return max(pixels_per_position(name) for name in layers)
+
+
 def pick_device():
     return "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
 
@@ -139,7 +149,7 @@ class VGG19Features:
 
 def check_size(size, layers):
     """An image must survive the poolings before the deepest layer with at least one position."""
-    need = 2 ** max(pools_before(name) for name in layers)
+    need = min_side(layers)
     height, width = int(size[0]), int(size[1])
     if height < need or width < need:
         raise InputError("image of %dx%d pixels is too small for the network layer %s: each side needs at least "

@@ -8,13 +8,14 @@ User errors print one line on stderr and exit non-zero; details go to the log fi
 import argparse
 import importlib
 import logging
-import os
 import sys
 
 from shared.options import OptionError
 from shared.paths import log_path
 
-COMMAND_MODULES = ("engine_server.cli_stylize", "engine_server.cli_daemon", "engine_server.cli_styles")
+from ..logs import setup_logging
+
+COMMAND_MODULES = ("engine_server.cli.stylize", "engine_server.cli.daemon_commands", "engine_server.cli.styles")
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
 
@@ -26,43 +27,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_USER_ERROR, "error: %s (see %s --help)\n" % (message, self.prog))
-
-
-def setup_logging():
-    """Log to the per-user log file; only warnings and worse would reach the terminal (via stderr)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")     # TensorFlow's C++ chatter
-    root = logging.getLogger()
-    if any(getattr(handler, "_neural_style", False) for handler in root.handlers):
-        return
-    root.setLevel(logging.INFO)
-    try:
-        path = log_path()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError:
-        handler = logging.NullHandler()       # a read-only home must not stop the job
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
-    handler._neural_style = True
-    root.addHandler(handler)
-    logging.captureWarnings(True)
-
-
-def redirect_native_stderr():
-    """Send file descriptor 2 (TensorFlow's C++ logging, which ignores a TF_CPP_MIN_LOG_LEVEL set
-    after start-up) to the log file; Python's sys.stderr keeps writing to the real terminal.
-    Only for a process started as `python -m engine_server` (never inside tests)."""
-    try:
-        path = log_path()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    except OSError:
-        return
-    sys.stderr.flush()
-    terminal = os.dup(2)
-    os.dup2(log_fd, 2)
-    os.close(log_fd)
-    sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
-                           errors="backslashreplace")
 
 
 def build_parser():
@@ -90,7 +54,7 @@ def main(argv=None):
     if args.verbose:
         logging.getLogger().addHandler(logging.StreamHandler(sys.stderr))
     log.info("command line: %s", " ".join(sys.argv[:1] + list(argv if argv is not None else sys.argv[1:])))
-    from .errors import EngineError
+    from ..core.errors import EngineError
     try:
         return int(args.func(args) or 0)
     except EngineError as error:

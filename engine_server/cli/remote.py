@@ -1,7 +1,7 @@
 """`python -m engine_server stylize ... --engine [ENDPOINT]`: the same job, run by the background engine.
 
 It gives the same image as the in-process path: the images are loaded and sized exactly as
-cli_stylize does, then sent as float32 frames with scale 255 (the engine's own 0..255 values,
+the in-process `stylize` does, then sent as float32 frames with scale 255 (the engine's own 0..255 values,
 taken and returned bit for bit); the content is sent at the working size, so the engine's
 "result at the sent size" is the working size too; the alpha channel never leaves this process.
 """
@@ -9,14 +9,14 @@ taken and returned bit for bit); the content is sent at the working size, so the
 import logging
 import sys
 import time
-import types
 
 import numpy as np
 
 from shared import protocol as p
 from shared.client import Client, ClientError, JobFailed
 
-from .errors import EngineError, InputError
+from ..core.errors import EngineError, InputError
+from .job_output import progress_printer, write_output
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +32,15 @@ def _unpack(pixels):
     return np.frombuffer(pixels.data, dtype="<f4").reshape(pixels.height, pixels.width, pixels.channels)[..., :3]
 
 
-def _progress(header):
-    """A progress header -> the attributes cli_stylize's progress printers read."""
-    return types.SimpleNamespace(**{key: header.get(key, 0) for key in (
-        "stage", "scale", "scales", "iteration", "iterations", "content_loss", "style_loss", "tv_loss",
-        "total_loss", "elapsed_s")})
-
-
 def run(args):
-    from . import cli_stylize
-    from .images import fit_size, load_image, load_rgb, resize, save_image, save_png
+    from ..core.images import fit_size, load_image, load_rgb, resize
 
     if args.init_path is not None:
         raise InputError("--init with an image file is not supported with --engine; run without --engine")
     options = dict(args.options)
     content, alpha = load_image(args.content, "content image")
     styles = [load_rgb(path, "style image") for path in args.styles]
-    if args.max_size is not None:       # as cli_stylize: --size is the output's longest side, upscaling if needed
+    if args.max_size is not None:       # as in-process: --size is the output's longest side, upscaling if needed
         content = resize(content, fit_size(content.shape[:2], options["max_size"])).clip(0, 255)
     work_size = tuple(content.shape[:2])
     if max(work_size) > options["max_size"]:
@@ -59,7 +51,7 @@ def run(args):
     sent_options = {key: list(value) if isinstance(value, tuple) else value for key, value in options.items()}
     sent_options["preview_interval_s"] = 0.0
     sent_options["feather"] = 0
-    bar = cli_stylize._ProgressBar(sys.stderr) if not args.json and sys.stderr.isatty() else None
+    printer, bar = progress_printer(args, sys.stderr)
     started = time.monotonic()
     client = Client(args.engine or None, weights=getattr(args, "weights", None))
     try:
@@ -68,10 +60,9 @@ def run(args):
         final = None
         for event in job.events():
             if event.type == p.PROGRESS:
-                if args.json:
-                    cli_stylize._json_event(_progress(event.header))
-                elif bar is not None:
-                    bar(_progress(event.header))
+                if printer is not None:
+                    printer({key: value for key, value in event.header.items()
+                             if key not in ("type", "job", "preview")})
             else:
                 final = event
     except JobFailed as error:
@@ -86,10 +77,7 @@ def run(args):
         header = final.header if final is not None else {}
         raise EngineError(header.get("code", "cancelled"), header.get("message", "the job was cancelled"))
     result = _unpack(final.pixels)
-    if args.bits16:
-        save_png(args.output, result, alpha, bits=16)
-    else:
-        save_image(args.output, result, alpha)
+    write_output(args.output, result, alpha, args.bits16)
     log.info("wrote %s (%dx%d) through the engine in %.1fs", args.output, result.shape[1], result.shape[0],
              time.monotonic() - started)
     if not args.json:

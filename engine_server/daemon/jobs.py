@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from shared import protocol as p
 
-from .errors import Cancelled, EngineError
+from ..core.errors import Cancelled, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,13 @@ class Worker(threading.Thread):
         self.emit(job, end_message(job), ())
 
 
+def shutdown_message(job: Job) -> Dict[str, Any]:
+    """The last message of a job the engine stopped because it is shutting down."""
+    return p.error_message(p.E_SHUTTING_DOWN, "the engine is shutting down; the job was stopped", job=job.id)
+
+
 def end_message(job: Job) -> Dict[str, Any]:
+    """The last message of a job that was stopped before its result."""
     if job.cancel_reason == p.E_SHUTTING_DOWN:
-        return p.error_message(p.E_SHUTTING_DOWN, "the engine is shutting down; the job was stopped", job=job.id)
+        return shutdown_message(job)
     return p.message(p.CANCELLED, job=job.id)

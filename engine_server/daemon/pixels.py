@@ -93,7 +93,7 @@ def resize_rgb(rgb, width, height):
     """float32 HxWx3 -> float32 height x width x 3, with the engine's own resampling (Lanczos)."""
     if rgb.shape[1] == width and rgb.shape[0] == height:
         return rgb
-    from .images import resize
+    from ..core.images import resize
     return resize(rgb, (height, width))
 
 

@@ -17,11 +17,11 @@ import numpy as np
 
 from shared.options import defaults
 
-from . import colors, memory, tiling
+from . import colors, fitted, memory, tiling
 from .errors import Cancelled, InputError
 from .images import fit_size, resize
 from .losses import Objective, feature_positions, gram, rescale_gram
-from .model import check_size, layer_names, pools_before
+from .model import check_size, layer_names, min_side
 from .optimize import LBFGS, Adam
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,19 @@ class Progress:
     elapsed_s: float
     image: Callable[[], Any] = field(repr=False)   # -> float32 HxWx3 0..255 at this scale's size
 
+    @property
+    def eta_s(self) -> float:
+        """Seconds left, at the speed so far."""
+        return self.elapsed_s / max(1, self.iteration) * max(0, self.iterations - self.iteration)
+
+    def fields(self) -> dict:
+        """The protocol's progress fields (docs/protocol.md), also what `stylize --json` prints."""
+        return {"stage": self.stage, "scale": int(self.scale), "scales": int(self.scales),
+                "iteration": int(self.iteration), "iterations": int(self.iterations),
+                "content_loss": float(self.content_loss), "style_loss": float(self.style_loss),
+                "tv_loss": float(self.tv_loss), "total_loss": float(self.total_loss),
+                "elapsed_s": round(float(self.elapsed_s), 3), "eta_s": round(float(self.eta_s), 3)}
+
 
 def _as_image(array, what):
     image = np.asarray(array, dtype=np.float32)
@@ -66,7 +79,7 @@ def _as_image(array, what):
 def plan_scales(size, options, layers):
     """[(height, width)] from coarse to fine, each about twice the previous, ending at `size`."""
     longest = max(size)
-    need = 2 ** max(pools_before(name) for name in layers)
+    need = min_side(layers)
     count = int(options.get("scales") or 0)
     if count <= 0:
         count = 1 + max(0, int(math.floor(math.log2(longest / float(COARSEST_SIDE)))))
@@ -113,7 +126,7 @@ class _Targets:
         if not always and float(self.options["content_weight"]) == 0.0:   # saves a forward pass
             return None
         layer, model, pooling = self.content_layer, self.model, self.pooling
-        return memory.fitted(content.shape[:2], [layer], model.device,
+        return fitted.fitted(content.shape[:2], [layer], model.device,
                              lambda: model.features(content, [layer], pooling)[layer].numpy(),
                              lambda core: tiling.tiled_features(model, content, layer, pooling, core))
 
@@ -134,7 +147,7 @@ class _Targets:
                 features = model.features(image, missing, pooling)
                 return {name: gram(features[name]).numpy() for name in missing}
 
-            grams.update(memory.fitted(size, missing, model.device, whole,
+            grams.update(fitted.fitted(size, missing, model.device, whole,
                                        lambda core: tiling.tiled_grams(model, image, missing, pooling, core)))
             for name in missing:
                 if key is not None and self.gram_cache is not None:
@@ -208,8 +221,8 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
     for scale, (size, count) in enumerate(zip(sizes, counts)):
         x = np.clip(resize(x, size), 0.0, 255.0)
         if should_cancel is not None and should_cancel():
-            raise Cancelled(finish(x))
-        objective = memory.FittedObjective(Objective(model, options, targets.content(resize(full_content, size)),
+            raise Cancelled()
+        objective = fitted.FittedObjective(Objective(model, options, targets.content(resize(full_content, size)),
                                                      targets.styles(style_images, keys, weights, size)), size)
         shape = size + (3,)
 
@@ -224,7 +237,7 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
         log.info("scale %d/%d: %dx%d, %d iterations", scale + 1, len(sizes), size[1], size[0], count)
         for _ in range(count):
             if should_cancel is not None and should_cancel():
-                raise Cancelled(finish(optimizer.best_x.reshape(shape)))
+                raise Cancelled()
             optimizer.step()
             done += 1
             if on_progress is not None:

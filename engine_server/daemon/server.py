@@ -8,7 +8,6 @@ messages back through an inproc PUSH/PULL "outbox".
 import itertools
 import logging
 import os
-import queue
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -17,10 +16,13 @@ import zmq
 
 from shared import endpoints
 from shared import protocol as p
+from shared import validation
 
-from . import __version__, images, pixels
-from .errors import EngineError, InputError
-from .jobs import Job, JobQueue, QueueFull, Worker, end_message
+from .. import __version__
+from ..core import images
+from ..core.errors import EngineError, InputError
+from .jobs import Job, JobQueue, QueueFull, Worker, end_message, shutdown_message
+from .library_handlers import LibraryHandlers, require_library
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +62,6 @@ class Outbox:
         self.pull.close(linger=0)
 
 
-class LibraryWorker(threading.Thread):
-    """Runs style library calls one at a time, off the I/O loop."""
-
-    def __init__(self):
-        super().__init__(name="neural-style-library", daemon=True)
-        self.tasks: "queue.Queue[Optional[Callable]]" = queue.Queue()
-
-    def run(self) -> None:
-        while True:
-            task = self.tasks.get()
-            if task is None:
-                return
-            task()
-
-
 class EngineServer:
     def __init__(self, endpoint: str, run_job: Callable, limits: Optional[Dict[str, Any]] = None,
                  device: str = "CPU", library: Any = None, curve: Optional[Dict[str, Any]] = None,
@@ -97,13 +84,12 @@ class EngineServer:
         self.outbox = Outbox(self.context)
         self.queue = JobQueue(int(self.limits["max_queue"]), int(self.limits["max_queued_bytes"]))
         self.worker = Worker(self.queue, run_job, self._emit, log_path)
-        self.library_worker = LibraryWorker()
+        self.library_handlers = LibraryHandlers(library, self.limits, self._reply, self._check_image_file)
         self.clients: Dict[bytes, float] = {}         # identity -> last time heard
         self.jobs: Dict[int, Job] = {}                # unfinished jobs by id
         self._job_ids = itertools.count(1)
         self._stop = threading.Event()
         self.started = time.monotonic()
-        self.handled = 0
 
     # ------------------------------------------------------------------------------ set-up
 
@@ -139,7 +125,7 @@ class EngineServer:
 
     def serve(self) -> None:
         self.worker.start()
-        self.library_worker.start()
+        self.library_handlers.start()
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.outbox.pull, zmq.POLLIN)
@@ -174,7 +160,6 @@ class EngineServer:
             if len(frames) < 2:
                 continue      # cannot happen on a ROUTER (identity + at least one frame), but never trust it
             identity = frames[0].bytes
-            self.handled += 1
             try:
                 self._handle(identity, frames[1:])
             except Exception:  # a bug must not take the engine down; the client gets an answer
@@ -261,9 +246,7 @@ class EngineServer:
             p.HELLO: self._on_hello, p.HEARTBEAT: self._on_heartbeat, p.BYE: self._on_bye,
             p.SUBMIT: self._on_submit, p.CANCEL: self._on_cancel, p.STATUS: self._on_status,
             p.SHUTDOWN: self._on_shutdown,
-            p.STYLE_LIST: self._on_style_list, p.STYLE_ADD: self._on_style_add,
-            p.STYLE_RENAME: self._on_style_rename, p.STYLE_REMOVE: self._on_style_remove,
-            p.STYLE_EXPORT: self._on_style_export, p.STYLE_IMPORT: self._on_style_import,
+            **self.library_handlers.handlers(),
         }
 
     def capabilities(self) -> List[str]:
@@ -295,7 +278,7 @@ class EngineServer:
             log.info("job %d of a gone client cancelled", job.id)
 
     def _on_submit(self, identity, header, frames, req) -> None:
-        request = p.validate_submit(header, frames, self.limits)
+        request = validation.validate_submit(header, frames, self.limits)
         self._check_style_sources(request.styles)
         job = Job(next(self._job_ids), identity, request)
         try:
@@ -315,19 +298,13 @@ class EngineServer:
         for index, style in enumerate(styles):
             field = "styles[%d]" % index
             if style.kind == "file":
-                if not os.path.isabs(style.path):
-                    raise p.ProtocolError(p.E_INVALID, "%s.path must be an absolute path on the engine's machine, "
-                                          "got %r" % (field, style.path[:200]), field + ".path")
                 if not os.path.exists(style.path):
                     raise p.ProtocolError(p.E_NOT_FOUND, "%s.path: the style file %s does not exist on the "
                                           "engine's machine" % (field, style.path[:500]), field + ".path")
                 self._check_image_file(style.path, field + ".path", "style")
             elif style.kind == "library":
-                if self.library is None:
-                    raise p.ProtocolError(p.E_UNSUPPORTED, "this engine has no style library, so %s cannot name "
-                                          "a library style" % field, field)
                 try:
-                    path = self.library.path_of(style.style_id)
+                    path = require_library(self.library, field).path_of(style.style_id)
                 except EngineError as error:
                     raise p.ProtocolError(error.code, error.message, field + ".id")
                 if not os.path.isfile(path):
@@ -343,7 +320,7 @@ class EngineServer:
             raise p.ProtocolError(error.code, "%s: %s" % (field, error.message), field)
 
     def _on_cancel(self, identity, header, frames, req) -> None:
-        job_id = p.require(header, "job", int)
+        job_id = validation.require(header, "job", int)
         job = self.jobs.get(job_id)
         if job is None or job.client != identity:
             raise p.ProtocolError(p.E_UNKNOWN_JOB, "job %d is not a job of this client that is still queued or "
@@ -379,127 +356,14 @@ class EngineServer:
         self._send(identity, p.message(p.OK, req=req))
         self.stop()
 
-    # ------------------------------------------------------------------------------ style library
-
-    def _library_call(self, identity: bytes, req: Any, work: Callable) -> None:
-        """Run work() -> (header, frames) on the library thread; errors become `error` replies."""
-        if self.library is None:
-            raise p.ProtocolError(p.E_UNSUPPORTED, "this engine has no style library")
-
-        def task() -> None:
-            try:
-                header, frames = work()
-            except (EngineError, p.ProtocolError) as error:
-                header, frames = p.error_message(error.code, error.message, error.field), []
-            except Exception as error:
-                log.exception("style library call failed")
-                header, frames = p.error_message(p.E_INTERNAL, "the style library call failed (%s: %s)"
-                                                 % (type(error).__name__, str(error)[:200])), []
-            self._reply(identity, req, header, frames)
-
-        self.library_worker.tasks.put(task)
-
-    @staticmethod
-    def _style_maps(infos: List[Any]) -> tuple:
-        maps, frames = [], []
-        for info in infos:
-            entry = info.to_dict(with_thumbnail=False)
-            if info.thumbnail_png:
-                frames.append(info.thumbnail_png)
-                entry["thumbnail_frame"] = len(frames)
-            maps.append(entry)
-        return maps, frames
-
-    def _absolute_path(self, header: Dict[str, Any], name: str = "path") -> str:
-        path = p.require_text(header, name, int(self.limits["max_path_chars"]), allow_empty=False)
-        if not os.path.isabs(path):
-            raise p.ProtocolError(p.E_INVALID, "%s must be an absolute path on the engine's machine, got %r"
-                                  % (name, path[:200]), name)
-        return path
-
-    def _style_id(self, header: Dict[str, Any]) -> str:
-        return p.require_text(header, "id", 200, allow_empty=False)
-
-    def _on_style_list(self, identity, header, frames, req) -> None:
-        def work():
-            maps, thumbs = self._style_maps(self.library.list())
-            return p.message(p.STYLES, styles=maps), thumbs
-        self._library_call(identity, req, work)
-
-    def _on_style_add(self, identity, header, frames, req) -> None:
-        name = p.require_text(header, "name", int(self.limits["max_name_chars"]), optional=True)
-        credit = p.require_text(header, "credit", 4000, optional=True) or ""
-        if header.get("image") is not None:
-            frame_set = p.FrameSet(frames)
-            image = p.validate_pixels(header["image"], frame_set, "image", self.limits)
-            frame_set.check_all_used()
-            if not name:
-                raise p.ProtocolError(p.E_MISSING, "name is missing (a style added from pixels needs a name)", "name")
-
-            def work():
-                rgb, _ = pixels.decode(image)
-                maps, thumbs = self._style_maps([self.library.add_image(pixels.rgb_uint8(rgb), name, credit)])
-                return p.message(p.STYLE, style=maps[0]), thumbs
-        else:
-            if len(frames) > 1:
-                raise p.ProtocolError(p.E_FRAME, "style_add with a path carries no data frames")
-            path = self._absolute_path(header)
-
-            def work():
-                self._check_image_file(path, "path", "style image")
-                try:
-                    info = self.library.add_file(path, name, credit)
-                except InputError as error:       # damaged beyond the header
-                    raise p.ProtocolError(error.code, "path: %s" % error.message, "path")
-                maps, thumbs = self._style_maps([info])
-                return p.message(p.STYLE, style=maps[0]), thumbs
-        self._library_call(identity, req, work)
-
-    def _on_style_rename(self, identity, header, frames, req) -> None:
-        style_id = self._style_id(header)
-        name = p.require_text(header, "name", int(self.limits["max_name_chars"]), allow_empty=False)
-
-        def work():
-            maps, thumbs = self._style_maps([self.library.rename(style_id, name)])
-            return p.message(p.STYLE, style=maps[0]), thumbs
-        self._library_call(identity, req, work)
-
-    def _on_style_remove(self, identity, header, frames, req) -> None:
-        style_id = self._style_id(header)
-
-        def work():
-            self.library.remove(style_id)
-            return p.message(p.OK), []
-        self._library_call(identity, req, work)
-
-    def _on_style_export(self, identity, header, frames, req) -> None:
-        path = self._absolute_path(header)
-        ids = p.require(header, "ids", list)
-        if not ids or len(ids) > 10000 or not all(isinstance(i, str) and 0 < len(i) <= 200 for i in ids):
-            raise p.ProtocolError(p.E_INVALID, "ids must be a non-empty list of style ids (strings)", "ids")
-
-        def work():
-            count = self.library.export_pack(path, ids)
-            return p.message(p.EXPORTED, count=int(count), path=path), []
-        self._library_call(identity, req, work)
-
-    def _on_style_import(self, identity, header, frames, req) -> None:
-        path = self._absolute_path(header)
-
-        def work():
-            maps, thumbs = self._style_maps(self.library.import_pack(path))
-            return p.message(p.STYLES, styles=maps), thumbs
-        self._library_call(identity, req, work)
-
     # ------------------------------------------------------------------------------ shutdown
 
     def _shutdown(self) -> None:
         log.info("engine stopping")
         for job in self.queue.stop():
-            self._send(job.client, end_message_for_shutdown(job))
+            self._send(job.client, shutdown_message(job))
         self.worker.join(timeout=30)
-        self.library_worker.tasks.put(None)
-        self.library_worker.join(timeout=30)
+        self.library_handlers.stop()
         self._forward_outbox()       # the worker's last words (e.g. "shutting down" for the running job)
         if self._authenticator is not None:
             self._authenticator.stop()
@@ -513,6 +377,3 @@ class EngineServer:
                 pass
         log.info("engine stopped")
 
-
-def end_message_for_shutdown(job: Job) -> Dict[str, Any]:
-    return p.error_message(p.E_SHUTTING_DOWN, "the engine is shutting down; the job was stopped", job=job.id)

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from .losses import content_loss, feature_positions, gram
-from .model import CONV_LAYERS, layer_names
+from .model import CONV_LAYERS, layer_names, pixels_per_position
 
 
 def grid_and_halo(layers):
@@ -71,7 +71,7 @@ class TileGrid:
         self.size = (int(size[0]), int(size[1]))
         self.tiles = [(rows, cols) for rows in spans(self.size[0], self.core, self.halo)
                       for cols in spans(self.size[1], self.core, self.halo)]
-        self.layer_grids = [2 ** (int(name[5]) - 1) for name in self.layers]
+        self.layer_grids = [pixels_per_position(name) for name in self.layers]
 
     def cut(self, image, tile):
         rows, cols = tile

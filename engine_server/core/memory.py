@@ -12,8 +12,8 @@ smallest tiles is refused before any work, with the `out_of_memory` code and wha
 
 Host memory must be judged up front: when an allocation fails inside TensorFlow's CPU kernels the
 process dies (seen here: a segmentation fault under `ulimit -v`), it does not raise. An
-out-of-memory *error* (a GPU's ResourceExhaustedError, a MemoryError) is still caught: the pass is
-retried in tiles half the size, down to MIN_CORE pixels, and only then does the job fail.
+out-of-memory *error* is still caught (fitted.py): the pass is retried in tiles half the size, down
+to MIN_CORE pixels (smaller_core), and only then does the job fail.
 """
 
 import logging
@@ -21,10 +21,8 @@ import math
 import os
 import resource
 
-import tensorflow as tf
-
 from .errors import EngineError
-from .tiling import TiledObjective, grid_and_halo
+from .tiling import grid_and_halo
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +30,6 @@ PASS_BYTES_PER_PIXEL = 3000
 STATE_BYTES_PER_PIXEL = 4 * 3 * (2 * 10 + 8)
 BUDGET_FRACTION = 0.5
 MIN_CORE = 64
-OUT_OF_MEMORY = (tf.errors.ResourceExhaustedError, MemoryError)
 
 _job_limit_bytes = None
 
@@ -144,38 +141,3 @@ def smaller_core(size, layers, core, error):
     log.warning("out of memory at %dx%d pixels with %s; retrying in tiles of %d pixels", size[1], size[0],
                 "tiles of %d pixels" % core if core else "one pass", smaller)
     return smaller
-
-
-def fitted(size, layers, device, whole, tiled):
-    """whole() when one pass fits, else tiled(core); smaller tiles after each out-of-memory error."""
-    core = tile_core(size, layers, device)
-    while True:
-        try:
-            return whole() if core is None else tiled(core)
-        except OUT_OF_MEMORY as error:
-            core = smaller_core(size, layers, core, error)
-
-
-class FittedObjective:
-    """An Objective evaluated in one pass or in tiles, whichever fits; it remembers what worked."""
-
-    def __init__(self, objective, size):
-        self.objective = objective
-        self.size = tuple(size)
-        self.layers = (objective.content_layer,) + objective.style_layers
-        self.core = tile_core(self.size, self.layers, objective.model.device)
-        self._current = self._build()
-
-    def _build(self):
-        if self.core is None:
-            return self.objective
-        log.info("%dx%d pixels: passes in tiles of %d pixels", self.size[1], self.size[0], self.core)
-        return TiledObjective(self.objective, self.core)
-
-    def evaluate(self, image):
-        while True:
-            try:
-                return self._current.evaluate(image)
-            except OUT_OF_MEMORY as error:
-                self.core = smaller_core(self.size, self.layers, self.core, error)
-                self._current = self._build()

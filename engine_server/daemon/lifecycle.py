@@ -7,7 +7,6 @@ cleaned up by the next engine.
 """
 
 import logging
-import logging.handlers
 import os
 import signal
 import subprocess
@@ -17,6 +16,8 @@ from typing import Any, Dict, Optional
 
 from shared import endpoints, paths
 
+from ..logs import setup_logging
+
 try:
     import fcntl
 except ImportError:      # Windows: fall back to "is that pid alive"
@@ -24,8 +25,6 @@ except ImportError:      # Windows: fall back to "is that pid alive"
 
 log = logging.getLogger("engine_server")
 
-LOG_BYTES = 2 * 2**20
-LOG_BACKUPS = 3
 
 
 class DaemonError(Exception):
@@ -146,29 +145,6 @@ def check_endpoint_security(endpoint: str, curve_folder: Optional[str] = None,
     return {"public": public, "secret": secret, "authorized": authorized}
 
 
-# ---------------------------------------------------------------------------------------------- logging
-
-def setup_logging(to_stderr: bool, level: str = "INFO") -> str:
-    path = paths.log_path()
-    paths.ensure_private_dir(os.path.dirname(path))
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_neural_style", False)]:
-        root.removeHandler(handler)      # the CLI's plain log file handler: this one rotates
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    formatter = logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS,
-                                                   encoding="utf-8")
-    handler.setFormatter(formatter)
-    root.addHandler(handler)
-    if to_stderr:
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        console.setLevel(logging.WARNING)
-        console.addFilter(lambda record: not getattr(record, "file_only", False))
-        root.addHandler(console)
-    return path
-
-
 # ---------------------------------------------------------------------------------------------- run
 
 def device_name(model: Any) -> str:
@@ -210,17 +186,17 @@ def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: O
 def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision) -> None:
     from shared import protocol as p
 
-    from .errors import EngineError
-    from .weights import check_weights_file
+    from ..core.errors import EngineError
+    from ..core.weights import check_weights_file
 
     weights_path = paths.weights_path(weights)
     try:
         check_weights_file(os.path.abspath(os.path.expanduser(weights_path)))   # before TensorFlow's slow import
     except EngineError as error:
         raise DaemonError(error.message)
-    from . import memory
+    from ..core import memory
     from .job_runner import StylizeRunner
-    from .model import VGG19Features
+    from ..core.model import VGG19Features
     from .server import EngineServer
 
     try:
@@ -256,7 +232,7 @@ def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memor
 
 def _open_library(folder: Optional[str], weights_path: str, precision: str) -> Any:
     try:
-        from .library import StyleLibrary, weights_tag
+        from ..library import StyleLibrary, weights_tag
     except ImportError as error:
         log.warning("no style library in this engine (%s): library calls answer \"unsupported\"", error)
         return None

@@ -1,7 +1,7 @@
 """`python -m engine_server run | start | stop | status`: the background engine's commands.
 
 `register(subparsers)` adds them to the engine's CLI; each sets `func(args) -> exit code`.
-`python -m engine_server.cli_daemon ...` runs them without the rest of the CLI (what `start` uses).
+`python -m engine_server.cli.daemon_commands ...` runs them without the rest of the CLI (what `start` uses).
 """
 
 import argparse
@@ -31,7 +31,7 @@ def _limits(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .daemon import DaemonError, run
+    from ..daemon.lifecycle import DaemonError, run
     try:
         run(args.endpoint, args.weights, _limits(args), library_folder=args.library, quiet=args.quiet,
             curve_folder=args.curve_dir, force_curve=args.curve,
@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    from .daemon import DaemonError, start
+    from ..daemon.lifecycle import DaemonError, start
     try:
         welcome = start(args.endpoint, args.weights, timeout=args.timeout)
     except DaemonError as error:
@@ -56,7 +56,7 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from .daemon import DaemonError, stop
+    from ..daemon.lifecycle import DaemonError, stop
     try:
         pid = stop(args.endpoint, timeout=args.timeout)
     except DaemonError as error:
@@ -67,7 +67,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .daemon import status
+    from ..daemon.lifecycle import status
     code, sentence = status(args.endpoint)
     print(sentence)
     return code

@@ -1,14 +1,14 @@
 """Runs one validated submit through the engine core: pixels in, progress with previews, pixels out."""
 
 import logging
-import os
 import time
 from typing import Any, Callable, Dict, List, Optional
 
 from shared import protocol as p
 
 from . import pixels
-from .errors import InputError
+from .library_handlers import require_library
+from ..core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -23,24 +23,21 @@ class StylizeRunner:
     def __init__(self, model: Any, library: Any = None, stylize: Optional[Callable] = None,
                  max_pixels: Optional[int] = None):
         if stylize is None:
-            from .stylize import stylize
-        from .images import MAX_PIXELS
+            from ..core.stylize import stylize
+        from ..core.images import MAX_PIXELS
         self.model = model
         self.library = library
         self.stylize = stylize
         self.max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
 
     def style_inputs(self, styles: List[p.StyleRef]) -> list:
-        from .stylize import StyleInput
+        from ..core.stylize import StyleInput
         inputs = []
         for index, style in enumerate(styles):
             field = "styles[%d]" % index
             if style.kind == "file":
-                if not os.path.isabs(style.path):
-                    raise p.ProtocolError(p.E_INVALID, "%s.path must be an absolute path on the engine's machine, got %r"
-                                          % (field, style.path[:200]), field + ".path")
                 try:
-                    from .images import load_rgb
+                    from ..core.images import load_rgb
                     image = load_rgb(style.path, "style", self.max_pixels)
                 except InputError as error:
                     error.field = field + ".path"
@@ -50,11 +47,8 @@ class StylizeRunner:
                 rgb, _ = pixels.decode(style.image)
                 inputs.append(StyleInput(rgb, style.weight))
             else:
-                if self.library is None:
-                    raise p.ProtocolError(p.E_UNSUPPORTED, "this engine has no style library, so %s cannot name "
-                                          "a library style" % field, field)
                 try:
-                    image = self.library.image(style.style_id)
+                    image = require_library(self.library, field).image(style.style_id)
                 except Exception as error:
                     if getattr(error, "code", None):
                         error.field = field + ".id"
@@ -83,15 +77,7 @@ class StylizeRunner:
             if not (preview_due or final or now - last["header"] >= PROGRESS_INTERVAL_S):
                 return
             last["header"] = now
-            done = max(1, progress.iteration)
-            fields = {
-                "stage": progress.stage, "scale": int(progress.scale), "scales": int(progress.scales),
-                "iteration": int(progress.iteration), "iterations": int(progress.iterations),
-                "content_loss": float(progress.content_loss), "style_loss": float(progress.style_loss),
-                "tv_loss": float(progress.tv_loss), "total_loss": float(progress.total_loss),
-                "elapsed_s": now - started,
-                "eta_s": (now - started) / done * max(0, progress.iterations - progress.iteration),
-            }
+            fields = progress.fields()
             frames = []
             if preview_due:
                 preview = pixels.encode(progress.image(), alpha, request.image, mask)

@@ -36,8 +36,7 @@ class InputError(EngineError):
 
 
 class Cancelled(Exception):
-    """The job was cancelled; `best_image` is the best image seen so far (float32 HxWx3, 0..255) or None."""
+    """The job was cancelled (should_cancel() turned true)."""
 
-    def __init__(self, best_image=None):
+    def __init__(self):
         super().__init__("cancelled")
-        self.best_image = best_image

@@ -49,7 +49,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _library(args):
-    from .library import StyleLibrary   # TensorFlow loads only when a styles command runs
+    from ..library.style_library import StyleLibrary   # TensorFlow loads only when a styles command runs
     return StyleLibrary(args.library)
 
 

@@ -11,11 +11,11 @@ import os
 import re
 import struct
 import warnings
-import zlib
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import png16
 from .errors import InputError
 
 MAX_PIXELS = 100_000_000        # the largest image file the engine decodes (options.max_size caps the work size)
@@ -159,48 +159,11 @@ def save_png(path, rgb, alpha=None, bits=8):
         if bits == 8:
             Image.fromarray(np.round(pixels).astype(np.uint8), "RGB" if alpha is None else "RGBA").save(path, "PNG")
         elif bits == 16:
-            _write_png16(path, np.round(pixels * (65535.0 / 255.0)).astype(">u2"))
+            png16.write(path, np.round(pixels * (65535.0 / 255.0)).astype(">u2"))
         else:
             raise ValueError("bits must be 8 or 16")
     except OSError as error:
         raise InputError("cannot write %s (%s)" % (path, error.strerror or error))
-
-
-def _png_chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def _write_png16(path, pixels):
-    """Pillow writes 16-bit PNGs only for grayscale, so RGB(A) 16-bit is written here (filter 0 rows)."""
-    height, width, channels = pixels.shape
-    color_type = {3: 2, 4: 6}[channels]
-    rows = pixels.reshape(height, width * channels)
-    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
-    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
-    with open(path, "wb") as handle:
-        handle.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-                     + _png_chunk(b"IDAT", zlib.compress(raw, 6)) + _png_chunk(b"IEND", b""))
-
-
-def read_png16(path):
-    """Read back a 16-bit RGB(A) PNG written by `save_png` (non-interlaced, filter 0 rows) -> uint16 HxWxC."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    position, idat, header = 8, b"", None
-    while position < len(data):
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
-        body = data[position + 8:position + 8 + length]
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat += body
-        position += 12 + length
-    width, height, depth, color_type = header[:4]
-    channels = {2: 3, 6: 4}[color_type]
-    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + width * channels * 2)
-    if depth != 16 or raw[:, 0].any():
-        raise ValueError("only unfiltered 16-bit PNGs are supported")
-    return raw[:, 1:].copy().view(">u2").reshape(height, width, channels).astype(np.uint16)
 
 
 def save_image(path, rgb, alpha=None):

@@ -1,0 +1,71 @@
+"""The engine's log file (shared.paths.log_path()), set up once for every command and the daemon.
+
+Everything goes to the file; only warnings reach the terminal, and only when asked. TensorFlow's
+C++ start-up chatter is written to file descriptor 2, so a process started as `python -m
+engine_server` sends that descriptor to the log too (redirect_native_stderr).
+"""
+
+import logging
+import logging.handlers
+import os
+import sys
+
+from shared import paths
+
+LOG_BYTES = 2 * 2**20
+LOG_BACKUPS = 3
+FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+
+
+def _ours(handler) -> bool:
+    return getattr(handler, "_neural_style", False)
+
+
+def setup_logging(to_stderr: bool = False, level: str = "INFO") -> str:
+    """Log to the rotating per-user log file (and warnings to stderr if `to_stderr`); returns its path.
+    Calling it again replaces the handlers it added before. A folder that cannot be written must not
+    stop the work: the log is then dropped."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")     # TensorFlow's C++ chatter, if read in time
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if _ours(h)]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    path = paths.log_path()
+    try:
+        paths.ensure_private_dir(os.path.dirname(path))
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS,
+                                                       encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handlers = [handler]
+    if to_stderr:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        console.setLevel(logging.WARNING)
+        console.addFilter(lambda record: not getattr(record, "file_only", False))
+        handlers.append(console)
+    for handler in handlers:
+        handler._neural_style = True
+        root.addHandler(handler)
+    logging.captureWarnings(True)
+    return path
+
+
+def redirect_native_stderr() -> None:
+    """Send file descriptor 2 (TensorFlow's C++ logging, which ignores a TF_CPP_MIN_LOG_LEVEL set
+    after start-up) to the log file; Python's sys.stderr keeps writing to the real terminal.
+    Only for a process started as `python -m engine_server` (never inside tests)."""
+    try:
+        path = paths.log_path()
+        paths.ensure_private_dir(os.path.dirname(path))
+        log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError:
+        return
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
+                           errors="backslashreplace")
