@@ -1,6 +1,6 @@
-"""installer.py's pieces (the installing/ modules) in-process: the kritarc edit and its undo, the
-TensorFlow choice, the weights download (resume, retry, verify, offline) against a local HTTP server,
-editor folders per platform, and the pins against pyproject.toml."""
+"""installer.py's pieces (the installing/ modules) in-process: the kritarc edit, its undo and its
+reader, the TensorFlow choice, the weights download (resume, retry, verify, offline) against a local
+HTTP server, editor folders per platform, and the pins against pyproject.toml."""
 
 import hashlib
 import http.server
@@ -16,7 +16,7 @@ from installing import editors, engine_env
 from installing.editor_deps import wheel_platforms
 from installing.editors import find_gimps, find_kritas
 from installing.engine_env import choose_tensorflow, nvidia_driver
-from installing.kritarc import set_kritarc, unset_kritarc
+from installing.kritarc import plugin_enabled, set_kritarc, unset_kritarc
 from installing.manifest import Manifest
 from installing.output import InstallError
 from installing.project import (EDITOR_DEPS, HERE, LAUNCHD_LABEL, PINNED, TENSORFLOW_VERSION, WEIGHTS_MD5,
@@ -52,9 +52,11 @@ def test_kritarc_edit_keeps_other_lines_and_uninstall_restores_the_file(tmp_path
     set_kritarc(path, manifest)                    # twice: same result
     with open(path, newline="") as f:
         assert f.read() == expected
+    assert plugin_enabled(path)                    # what --check reads
     unset_kritarc(manifest.find("kritarc", path))
     with open(path, newline="") as f:
         assert f.read() == before
+    assert not plugin_enabled(path)
 
 
 def test_kritarc_uninstall_keeps_what_krita_added_meanwhile(tmp_path):
@@ -66,6 +68,17 @@ def test_kritarc_uninstall_keeps_what_krita_added_meanwhile(tmp_path):
     unset_kritarc(manifest.find("kritarc", path))
     with open(path) as f:
         assert f.read() == "[python]\nenable_other=true\n\n[General]\nx=1\n"
+
+
+def test_kritarc_reader_looks_only_at_the_python_section(tmp_path):
+    path = str(tmp_path / "kritarc")
+    assert not plugin_enabled(path)                                  # no kritarc at all
+    for text, enabled in (("[python]\r\nenable_neural_style = true\r\n", True),
+                          ("[General]\nenable_neural_style=true\n[python]\nenable_x=true\n", False),
+                          ("[python]\nenable_neural_style=false\n", False)):
+        with open(path, "w", newline="") as f:
+            f.write(text)
+        assert plugin_enabled(path) is enabled, text
 
 
 # ---- TensorFlow build ---------------------------------------------------------------------------
