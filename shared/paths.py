@@ -1,6 +1,7 @@
 """Per-user folders and default locations, the same for the engine, the plugins and the installer.
 
-Standard library only: `installer.py` imports this before anything else is installed.
+Standard library only: the installer (`installing/project.py`) loads this by file before anything
+else is installed.
 Every function reads the environment when called, so tests can point HOME/XDG_* elsewhere.
 """
 

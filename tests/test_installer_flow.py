@@ -6,7 +6,7 @@ import os
 import stat
 import sys
 
-import installer
+from installing.project import VERSION
 from tests.test_installer_helpers import checkout, files_under, snapshot, user  # noqa: F401 (fixtures)
 
 KRITARC = ("[General]\r\nfoo=1\r\n\r\n"          # CRLF on purpose: it must survive
@@ -46,7 +46,7 @@ def test_install_puts_every_part_in_place(user, fake_weights):
     assert files_under(os.path.join(gimp_plugin, "shared")) == files_under(os.path.join(user.checkout, "shared"))
     for plugin in (krita_plugin, gimp_plugin):
         with open(os.path.join(plugin, "install_info.json")) as f:
-            assert json.load(f)["version"] == installer.VERSION
+            assert json.load(f)["version"] == VERSION
         assert not any("__pycache__" in p for p in files_under(plugin))
 
     # Weights: an exact copy, loudly unverified.
@@ -58,7 +58,7 @@ def test_install_puts_every_part_in_place(user, fake_weights):
     with open(user.engine_json) as f:
         config = json.load(f)
     assert config["command"] == [sys.executable, "-m", "engine_server"]
-    assert config["weights"] == user.weights and config["version"] == installer.VERSION
+    assert config["weights"] == user.weights and config["version"] == VERSION
     assert stat.S_IMODE(os.stat(os.path.dirname(user.engine_json)).st_mode) == 0o700
 
     # The systemd user unit: written, not enabled (--no-start).
