@@ -114,9 +114,14 @@ def test_a_forbidden_import_is_caught(tmp_path):
     ])
 
 
-@pytest.mark.parametrize("folder", [ENGINE, "shared", "plugin_krita", "plugin_gimp"])
+@pytest.mark.parametrize("folder", [ENGINE, "shared", "plugin_krita", "plugin_gimp", "installing"])
 def test_no_source_file_is_long(folder):
     long_files = ["%s (%d lines)" % (os.path.relpath(path, REPO), count)
                   for path in python_files(REPO, folder)
                   for count in [sum(1 for _ in open(path, encoding="utf-8"))] if count > MAX_LINES]
     assert long_files == []
+
+
+def test_the_installer_entry_stays_thin():
+    with open(os.path.join(REPO, "installer.py"), encoding="utf-8") as handle:
+        assert sum(1 for _ in handle) <= 200
