@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from engine_server.cli.main import main
-from engine_server.core.png16 import read as read_png16
+from tests.support.png16 import read_png16
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "images")

@@ -9,7 +9,7 @@ from PIL import Image
 
 from engine_server.core.errors import InputError
 from engine_server.core.images import fit_size, load_image, resize, save_image, save_png
-from engine_server.core.png16 import read as read_png16
+from tests.support.png16 import read_png16
 
 RNG = np.random.default_rng(3)
 RGB = RNG.integers(0, 256, (12, 16, 3), dtype=np.uint8)
