@@ -34,7 +34,6 @@ if __name__ == "__main__" and python_too_old():
 
 import argparse  # noqa: E402 (after the version check on purpose)
 import os  # noqa: E402
-import platform  # noqa: E402
 import re  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,16 +41,10 @@ if HERE not in sys.path:   # run from any folder, also with PYTHONSAFEPATH / -P
     sys.path.insert(0, HERE)
 
 from installing.check import check  # noqa: E402
-from installing.editors import find_editors  # noqa: E402
-from installing.engine_config import write_engine_config  # noqa: E402
-from installing.engine_env import install_engine  # noqa: E402
-from installing.manifest import Manifest, make_dirs, manifest_path  # noqa: E402
 from installing.output import InstallError, out  # noqa: E402
-from installing.plugins import install_plugins, plugin_sources  # noqa: E402
-from installing.project import VERSION, WEIGHTS_URL, paths, paths_log  # noqa: E402
-from installing.service import install_service  # noqa: E402
+from installing.project import WEIGHTS_URL, paths_log  # noqa: E402
+from installing.sequence import install  # noqa: E402
 from installing.uninstall import uninstall  # noqa: E402
-from installing.weights import install_weights  # noqa: E402
 
 
 def parse_args(argv):
@@ -86,6 +79,10 @@ def parse_args(argv):
     plugins.add_argument("--krita-dir", action="append", metavar="PYKRITA", help="Krita's pykrita folder (repeatable)")
     plugins.add_argument("--gimp-dir", action="append", metavar="PLUG_INS", help="GIMP 3's plug-ins folder (repeatable)")
     plugins.add_argument("--kritarc", metavar="FILE", help="the kritarc to enable the plugin in")
+    plugins.add_argument("--krita-app", metavar="PATH",
+                         help="Krita's install (AppImage, its folder, Krita.app, Windows program folder): read its "
+                              "Python version there and place pyzmq/msgpack for it")
+    plugins.add_argument("--gimp-app", metavar="PATH", help="the same for GIMP 3")
     plugins.add_argument("--krita-python", metavar="X.Y", help="Krita's own Python version: place pyzmq/msgpack for it")
     plugins.add_argument("--gimp-python", metavar="X.Y", help="GIMP's own Python version: place pyzmq/msgpack for it")
     plugins.add_argument("--no-editor-deps", action="store_true",
@@ -109,52 +106,6 @@ def parse_args(argv):
         if version and not re.match(r"^3\.\d{1,2}$", version):
             parser.error("--krita-python/--gimp-python take a version like 3.10, got %r" % version)
     return args
-
-
-def install(args):
-    config = paths.config_dir()
-    manifest = Manifest(manifest_path())
-    make_dirs(config, manifest)
-    if hasattr(os, "getuid"):
-        os.chmod(config, 0o700)   # engine.json says what to run; CurveZMQ keys live here too
-    make_dirs(paths.state_dir(), manifest)
-    out.open_log(paths_log())
-    manifest.add("file", paths_log(), what="installer log")
-    manifest.save()
-    out.say("Neural Style installer %s (Python %s on %s %s)" % (VERSION, platform.python_version(), platform.system(),
-                                                               platform.machine()))
-    out.say("source: %s" % HERE)
-    editors = [] if args.no_plugins else find_editors(args)
-    if not args.no_plugins:   # before anything slow: a checkout without plugins fails now
-        for name in sorted({e.name for e in editors}):
-            plugin_sources(name)
-    try:
-        engine_python = install_engine(args, manifest)
-        if args.no_weights:
-            weights = paths.default_weights_path()
-            out.step("VGG-19 weights: skipped (--no-weights)")
-        else:
-            weights = install_weights(args, manifest)
-        if args.no_plugins:
-            out.step("Plugins: skipped (--no-plugins)")
-        else:
-            install_plugins(args, editors, engine_python, manifest)
-        write_engine_config(engine_python, weights, manifest)
-        install_service(args, engine_python, weights, manifest)
-    finally:   # also after a failure: whatever was made so far stays listed for --uninstall
-        manifest.save()
-    out.say("\nSummary")
-    width = max(len(what) for what, _ in out.summary) if out.summary else 0
-    for what, where in out.summary:
-        out.say("  %-*s  %s" % (width, what, where))
-    out.say("  %-*s  %s" % (width, "installer log", paths_log()))
-    out.say("  %-*s  %s" % (width, "uninstall with", "python3 installer.py --uninstall"))
-    if out.actions:
-        out.say("\nStill to do:")
-        for action in out.actions:
-            out.say("  - " + action)
-    out.say("\nDone. Restart GIMP or Krita; `python3 installer.py --check` shows the state of every part.")
-    return 0
 
 
 def main(argv=None):

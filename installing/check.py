@@ -6,7 +6,7 @@ import os
 import platform
 import tempfile
 
-from installing.editor_deps import deps_placed, probe_editor_python, system_dep_hint
+from installing.editor_deps import deps_placed, probe_editor_python
 from installing.editors import find_editors, recorded_editors
 from installing.engine_config import read_engine_config
 from installing.engine_env import nvidia_driver
@@ -58,10 +58,15 @@ def last_line(text):
 
 
 def editors_to_check(args, manifest):
-    """The editors found now and the ones installed into before, by plugin folder."""
-    editors = {e.plugin_dir: e for e in find_editors(args)}
-    for editor in recorded_editors(manifest):
-        editors.setdefault(editor.plugin_dir, editor)
+    """Every editor found now and every one installed into before (by plugin folder), with what the
+    install did for its Python (.deps, from the manifest)."""
+    recorded = {e.plugin_dir: e for e in recorded_editors(manifest)}
+    editors = {}
+    for editor in find_editors(args):
+        editor.deps = getattr(recorded.get(editor.plugin_dir), "deps", None)
+        editors[editor.plugin_dir] = editor
+    for plugin_dir, editor in recorded.items():
+        editors.setdefault(plugin_dir, editor)
     return list(editors.values())
 
 
@@ -92,19 +97,23 @@ def check_kritarc(table, editor):
 
 def check_editor_deps(table, editor):
     part = "  pyzmq/msgpack for it"
+    done = getattr(editor, "deps", None) or ""
     if deps_placed(editor):
-        table.row(part, OK, "unpacked in %s" % editor.vendor_dir())
+        table.row(part, OK, "%s, in %s" % (done or "placed", editor.vendor_dir()))
+        return
+    if done.startswith("MISSING"):
+        table.row(part, FAIL, "not placed for the editor's own Python %s" % (editor.python_version or ""),
+                  done.split(": ", 1)[1])
         return
     if not editor.python_probe:
-        table.row(part, WARN, "not placed for the editor's own Python",
-                  "re-run with --%s-python X.Y (docs/install.md)" % editor.name)
+        table.row(part, WARN, done or "not placed for the editor's own Python",
+                  "re-run with --%s-app PATH or --%s-python X.Y (docs/install.md)" % (editor.name, editor.name))
         return
     has_deps, version = probe_editor_python(editor)
     if has_deps:
         table.row(part, OK, "its Python %s imports them" % version)
     elif version:
-        table.row(part, FAIL, "its Python %s cannot import them" % version,
-                  system_dep_hint() if editor.variant == "native" else RERUN)
+        table.row(part, FAIL, "its Python %s cannot import them" % version, RERUN)
     else:
         table.row(part, WARN, "could not run %s" % " ".join(editor.python_probe),
                   "make sure the editor's Python can import zmq and msgpack (docs/install.md)")
@@ -169,7 +178,8 @@ def check_weights(table, manifest):
     weights = paths.default_weights_path()
     record = manifest.find("file", weights) or {}
     if not os.path.exists(weights):
-        table.row("VGG-19 weights", FAIL, "%s is missing" % weights, "run: python3 installer.py (or --weights FILE)")
+        table.row("VGG-19 weights", FAIL, "%s is missing" % weights,
+                  "run: python3 installer.py --weights FILE (a copy you have), or python3 installer.py (downloads it)")
         return
     actual = md5_of(weights)
     if actual == WEIGHTS_MD5:

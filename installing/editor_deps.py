@@ -1,5 +1,6 @@
-"""pyzmq and msgpack for the editors' own Pythons: probe the editor's Python, or download wheels for
-its version and unpack them where it imports from (Krita's pykrita/, the GIMP plug-in's folder)."""
+"""pyzmq and msgpack for the editors' own Pythons: wheels for the editor's Python version and platform,
+downloaded once into DATA/editor-wheels and unpacked into the plugin's vendor/ folder, which the
+plugin puts first on sys.path. Skipped when a runnable editor Python imports them already."""
 
 import os
 import platform
@@ -7,7 +8,7 @@ import re
 import shutil
 import zipfile
 
-from installing.manifest import make_dirs, remove_path
+from installing.manifest import make_dirs
 from installing.output import InstallError, out, quiet, run
 from installing.project import EDITOR_DEPS, paths, paths_log
 
@@ -43,43 +44,37 @@ def wheel_platforms(system=None, machine=None, os_version=None):
         "manylinux2014_%s" % arch]
 
 
-def place_editor_deps(editor, pip_python, manifest):
-    """Download pyzmq/msgpack wheels for the editor's Python and unpack them where it imports from."""
-    version = editor.python_version
-    target = editor.vendor_dir()
+def _wheels(version, system, pip_python, manifest):
+    """The pyzmq and msgpack wheels for Python `version` on `system`, downloaded once into DATA."""
+    tags = wheel_platforms(system, machine=None if system == platform.system() else "x86_64")
     cache_root = os.path.join(paths.data_dir(), "editor-wheels")
-    cache = os.path.join(cache_root, "py%s-%s" % (version, wheel_platforms()[0]))
+    cache = os.path.join(cache_root, "py%s-%s" % (version, tags[0]))
+    wanted = tuple(requirement.replace("==", "-") + "-" for requirement in EDITOR_DEPS)
+
+    def present():
+        return [os.path.join(cache, w) for w in sorted(os.listdir(cache)) if w.endswith(".whl") and w.startswith(wanted)]
     make_dirs(cache, manifest)
     manifest.add("tree", cache_root, what="downloaded wheels for the editors' Pythons")
-    command = [pip_python, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
-               "--only-binary=:all:", "--implementation", "cp", "--python-version", version, "-d", cache]
-    for tag in wheel_platforms():
-        command += ["--platform", tag]
-    code, text = run(command + EDITOR_DEPS, check=False, echo=False)
-    if code != 0:
-        raise InstallError("could not download pyzmq and msgpack wheels for %s's Python %s (details in %s)"
-                           % (editor.label, version, paths_log()))
-    wanted = tuple(requirement.replace("==", "-") + "-" for requirement in EDITOR_DEPS)
-    wheels = [os.path.join(cache, w) for w in sorted(os.listdir(cache)) if w.endswith(".whl") and w.startswith(wanted)]
+    if len(present()) < len(wanted):
+        command = [pip_python, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
+                   "--only-binary=:all:", "--implementation", "cp", "--python-version", version, "-d", cache]
+        for tag in tags:
+            command += ["--platform", tag]
+        code, _text = run(command + EDITOR_DEPS, check=False, echo=False)
+        if code != 0 or len(present()) < len(wanted):
+            raise InstallError("could not download pyzmq and msgpack for Python %s on %s (offline? details in %s)"
+                               % (version, system, paths_log()))
+    return present()
+
+
+def unpack_wheels(wheels, vendor):
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as archive:
-            tops = sorted({name.split("/")[0] for name in archive.namelist()})
-            for top in tops:
-                destination = os.path.join(target, top)
-                if os.path.exists(destination) and not manifest.owns(destination):
-                    out.detail("%s is already there (not ours): left as it is" % destination)
-                    continue
-                remove_path(destination)
-                for member in archive.namelist():
-                    if member.split("/")[0] == top:
-                        archive.extract(member, target)
-                manifest.add("tree", destination, what="%s dependency" % editor.name)
-                # zipfile drops permissions: keep shared libraries loadable
-                for root, _dirs, files in os.walk(destination):
-                    for name in files:
-                        if ".so" in name or name.endswith(".dylib"):
-                            os.chmod(os.path.join(root, name), 0o755)
-    out.detail("pyzmq and msgpack for Python %s unpacked into %s" % (version, target))
+            archive.extractall(vendor)
+    for root, _dirs, files in os.walk(vendor):   # zipfile drops permissions: keep shared libraries loadable
+        for name in files:
+            if ".so" in name or name.endswith(".dylib"):
+                os.chmod(os.path.join(root, name), 0o755)
 
 
 def system_dep_hint():
@@ -95,28 +90,36 @@ def system_dep_hint():
     return "install pyzmq and msgpack for the system's python3 with your package manager"
 
 
-def editor_deps(editor, pip_python, manifest):
-    if editor.python_version and not editor.python_probe:
-        place_editor_deps(editor, pip_python, manifest)
-        return
-    has_deps, version = probe_editor_python(editor)
-    if has_deps:
-        out.detail("%s: its Python %s already imports pyzmq and msgpack" % (editor.label, version))
-    elif editor.variant == "native" and version:
-        out.warn("%s: the system Python %s cannot import pyzmq/msgpack: %s" % (editor.label, version, system_dep_hint()))
-        out.todo("for %s run: %s" % (editor.label, system_dep_hint()))
-    elif version:
-        editor.python_version = version
-        place_editor_deps(editor, pip_python, manifest)
-    elif editor.python_version:
-        place_editor_deps(editor, pip_python, manifest)
-    else:
+def editor_deps(editor, pip_python, vendor, manifest):
+    """Make pyzmq and msgpack importable for the editor's Python: unpack wheels for its version and
+    platform into `vendor` (the plugin's vendor/ folder) unless that Python has them already.
+    Returns one line saying what was done, "MISSING: what to do" when it could not be done."""
+    version = editor.python_version
+    if editor.python_probe:
+        has_deps, probed = probe_editor_python(editor)
+        if has_deps:
+            out.detail("%s: its Python %s imports pyzmq and msgpack already" % (editor.label, probed))
+            return "its Python %s has them" % probed
+        version = probed or version
+    if not version:
         note = editor.python_note or "its Python could not be run"
         out.warn("%s: could not tell which Python it runs plugins with (%s)" % (editor.label, note))
-        out.todo("%s needs pyzmq and msgpack in its own Python: re-run with --%s-python X.Y (see docs/install.md)"
-                 % (editor.label, editor.name))
+        out.todo("if %s's own Python lacks pyzmq and msgpack, re-run with --%s-app PATH_OF_ITS_INSTALL or "
+                 "--%s-python X.Y (docs/install.md)" % (editor.label, editor.name, editor.name))
+        return "unknown Python: nothing placed"
+    try:
+        wheels = _wheels(version, editor.system, pip_python, manifest)
+    except InstallError as error:
+        out.warn("%s: %s" % (editor.label, error))
+        hint = " (or: %s)" % system_dep_hint() if editor.variant == "native" else ""
+        return "MISSING: when online, run: python3 installer.py%s" % hint
+    unpack_wheels(wheels, vendor)
+    names = ", ".join(os.path.basename(w) for w in wheels)
+    out.detail("%s: its Python is %s (%s): unpacked %s into %s" % (editor.label, version, editor.python_note or "",
+                                                                   names, vendor))
+    return "placed for Python %s (%s)" % (version, editor.system)
 
 
 def deps_placed(editor):
-    """pyzmq and msgpack are unpacked where the editor's Python imports from (by place_editor_deps)."""
+    """pyzmq and msgpack are unpacked in the plugin's vendor/ folder (by editor_deps)."""
     return all(os.path.isdir(os.path.join(editor.vendor_dir(), module)) for module in ("zmq", "msgpack"))

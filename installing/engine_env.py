@@ -59,6 +59,14 @@ def choose_tensorflow(choice, system=None, driver_probe=nvidia_driver, machine=N
     return cpu, "no NVIDIA driver found (no /proc/driver/nvidia, no nvidia-smi), so the CPU build"
 
 
+def engine_location(package_dir):
+    """Where the engine runs from, truthfully: a copy in the environment, or this checkout (editable)."""
+    if os.path.realpath(package_dir).startswith(os.path.realpath(HERE) + os.sep):
+        return "the engine runs from this checkout (%s): edits take effect at its next start" % package_dir
+    return ("the engine runs from its installed copy %s (re-run the installer to take up changes to the checkout)"
+            % package_dir)
+
+
 def python_version_of(python):
     code, text = quiet([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], timeout=30)
     if code != 0:
@@ -178,10 +186,11 @@ def install_engine(args, manifest):
     if args.system_site_packages:
         extra.append("--no-build-isolation")   # build with the base Python's setuptools, no download
     pip_install(python, [HERE], extra=extra)
+    # from a neutral folder, as the plugins start it (in the checkout, the checkout itself would import)
     code, text = quiet([python, "-c", "import engine_server, shared; print(list(engine_server.__path__)[0])"],
-                       timeout=120)
+                       timeout=120, cwd=tempfile.gettempdir())
     if code != 0:
         raise InstallError("the engine does not import in %s after installing: %s" % (prefix, text.strip()[-300:]))
-    out.detail("the engine imports from %s" % text.strip())
+    out.detail(engine_location(text.strip().splitlines()[-1]))
     out.remember("engine virtual environment", prefix)
     return python

@@ -8,7 +8,7 @@ import shutil
 import stat
 
 from installing.editor_deps import editor_deps
-from installing.editors import record_editor
+from installing.editors import VENDOR, record_editor
 from installing.kritarc import ENABLE_KEY, set_kritarc
 from installing.manifest import make_dirs, remove_path, write_text_atomic
 from installing.output import InstallError, out
@@ -34,44 +34,83 @@ def plugin_sources(name):
     return package, extra
 
 
-def install_plugin(editor, manifest):
-    package, desktop = plugin_sources(editor.name)
-    make_dirs(editor.folder, manifest)
+def _build(editor, staging, args, pip_python, manifest):
+    """The whole plugin folder, complete, at `staging` (next to where it goes)."""
+    package, _desktop = plugin_sources(editor.name)
+    shutil.copytree(package, staging, ignore=IGNORE)
+    shutil.copytree(os.path.join(HERE, "shared"), os.path.join(staging, "shared"), ignore=IGNORE)
+    if editor.name == "gimp":
+        script = os.path.join(staging, PLUGIN_NAME + ".py")
+        os.chmod(script, os.stat(script).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    deps = None if args.no_editor_deps else editor_deps(editor, pip_python, os.path.join(staging, VENDOR), manifest)
+    info = {"version": VERSION, "installed": datetime.datetime.now().isoformat(timespec="seconds"),
+            "source": HERE, "editor": editor.label, "python": editor.python_version, "deps": deps}
+    write_text_atomic(os.path.join(staging, INFO_NAME), json.dumps(info, indent=2) + "\n")
+    return deps
+
+
+def install_plugin(editor, args, pip_python, manifest):
+    """Build the plugin next to its place, then swap it in: a failure (read-only folder, full disk)
+    leaves the plugin that was there before as it was. Returns what editor_deps did."""
+    _package, desktop = plugin_sources(editor.name)
     target = editor.plugin_dir
-    if os.path.lexists(target):
-        remove_path(target)            # upgrade in place: nothing stale survives
-    shutil.copytree(package, target, ignore=IGNORE)
-    shutil.copytree(os.path.join(HERE, "shared"), os.path.join(target, "shared"), ignore=IGNORE)
+    staging, old = target + ".installing", target + ".previous"
+    try:
+        make_dirs(editor.folder, manifest)
+        for leftover in (staging, old):
+            remove_path(leftover)
+        deps = _build(editor, staging, args, pip_python, manifest)
+        if desktop:
+            destination = os.path.join(editor.folder, os.path.basename(desktop))
+            with open(desktop, encoding="utf-8") as f:
+                write_text_atomic(destination, f.read())
+        if os.path.lexists(target):
+            os.rename(target, old)     # upgrade in place: nothing stale survives
+        os.rename(staging, target)
+    except OSError as error:
+        if os.path.lexists(old) and not os.path.lexists(target):
+            os.rename(old, target)
+        remove_path(staging)
+        raise InstallError("could not write the %s plugin into %s (%s); the plugin that was there is unchanged"
+                           % (editor.label, editor.folder, error.strerror or error))
+    remove_path(old)
     manifest.add("tree", target, what="%s plugin" % editor.name)
     if desktop:
-        destination = os.path.join(editor.folder, os.path.basename(desktop))
-        shutil.copyfile(desktop, destination)
-        manifest.add("file", destination, what="krita plugin")
-    if editor.name == "gimp":
-        script = os.path.join(target, PLUGIN_NAME + ".py")
-        os.chmod(script, os.stat(script).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    info = {"version": VERSION, "installed": datetime.datetime.now().isoformat(timespec="seconds"),
-            "source": HERE, "editor": editor.label}
-    write_text_atomic(os.path.join(target, INFO_NAME), json.dumps(info, indent=2) + "\n")
+        manifest.add("file", os.path.join(editor.folder, os.path.basename(desktop)), what="krita plugin")
     out.detail("%s plugin %s -> %s" % (editor.label, VERSION, target))
+    return deps
 
 
-def install_plugins(args, editors, engine_python, manifest):
+def install_plugins(args, editors, pip_python, manifest):
+    """Install into every editor; one editor's failure does not stop the others. Returns the
+    [(what is missing, how to finish)] of the editors that failed."""
     out.step("Plugins")
     if not editors:
         out.detail("no GIMP 3 and no Krita found (use --gimp-dir / --krita-dir to name their plugin folders)")
         out.todo("no editor was found: install GIMP 3 or Krita, start it once, then run the installer again")
-        return
+        return []
+    missing = []
     for editor in editors:
-        install_plugin(editor, manifest)
-        if editor.name == "krita" and editor.kritarc:
-            set_kritarc(editor.kritarc, manifest)
-            out.detail("enabled in %s ([python] %s=true)" % (editor.kritarc, ENABLE_KEY))
-        if not args.no_editor_deps:
-            editor_deps(editor, engine_python, manifest)
+        try:
+            deps = install_plugin(editor, args, pip_python, manifest)
+            if editor.name == "krita" and editor.kritarc:
+                try:
+                    set_kritarc(editor.kritarc, manifest)
+                except OSError as error:
+                    raise InstallError("could not enable the plugin in %s (%s)" % (editor.kritarc, error.strerror))
+                out.detail("enabled in %s ([python] %s=true)" % (editor.kritarc, ENABLE_KEY))
+        except InstallError as error:
+            out.say("    ERROR: %s" % error)
+            missing.append(("the %s plugin" % editor.label, "fix that, then run: python3 installer.py"))
+            continue
+        finally:
+            manifest.save()
+        if deps and deps.startswith("MISSING"):
+            missing.append(("pyzmq/msgpack for %s" % editor.label, deps.split(": ", 1)[1]))
         out.remember("%s plugin" % editor.label, editor.plugin_dir)
-        record_editor(manifest, editor)
+        record_editor(manifest, editor, deps)
         manifest.save()
+    return missing
 
 
 def plugin_entry(editor):

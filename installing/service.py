@@ -69,57 +69,78 @@ def service_file():
     return os.path.join(xdg("XDG_CONFIG_HOME", ".config"), "systemd", "user", SERVICE_NAME + ".service")
 
 
-def install_service(args, engine_python, weights, manifest):
+def _start(kind, path, manifest):
+    """Enable and start the registered service now; True when it started."""
+    if kind == "windows":
+        started = run(["schtasks", "/Run", "/TN", WINDOWS_TASK], check=False)[0] == 0
+    elif kind == "launchd":
+        domain = "gui/%d" % os.getuid()
+        quiet(["launchctl", "bootout", "%s/%s" % (domain, LAUNCHD_LABEL)], timeout=30)
+        started = run(["launchctl", "bootstrap", domain, path], check=False)[0] == 0
+        if started:
+            out.detail("loaded: it starts at login and now")
+    elif not systemd_user_available():
+        out.detail("no systemd user session here: written, not enabled; the plugins start the engine on demand")
+        return False
+    else:
+        run(["systemctl", "--user", "daemon-reload"], check=False)
+        started = run(["systemctl", "--user", "enable", "--now", SERVICE_NAME], check=False)[0] == 0
+        if started:
+            run(["systemctl", "--user", "restart", SERVICE_NAME], check=False)   # picks up an upgrade
+            out.detail("enabled and started")
+        else:
+            out.warn("systemctl could not enable it; the plugins will start the engine on demand")
+    if started:
+        manifest.add("service", path, started=True)
+    return started
+
+
+def install_service(args, engine_python, weights, manifest, weights_ready=True):
+    """Register the service; start it unless --no-start, or the weights are not there yet (it would
+    only fail and restart): then the run that installs them starts it (start_pending_service)."""
     out.step("Background service")
     if args.no_service:
         out.detail("--no-service: none registered; the plugins start the engine when they need it")
         return
     system = platform.system()
-    start = not args.no_start
     if system == "Windows":
         create = windows_task(engine_python)
-        manifest.add("service", WINDOWS_TASK, platform="windows")
+        item = manifest.add("service", WINDOWS_TASK, platform="windows")
         run(create)
         out.detail("logon task %s: %s" % (WINDOWS_TASK, create[-1]))
-        if start and run(["schtasks", "/Run", "/TN", WINDOWS_TASK], check=False)[0] == 0:
-            manifest.add("service", WINDOWS_TASK, started=True)
         out.remember("logon task", WINDOWS_TASK)
-        manifest.save()
-        return
-    path = service_file()
-    make_dirs(os.path.dirname(path), manifest)
-    if system == "Darwin":
-        make_dirs(paths.state_dir(), manifest)
-        write_text_atomic(path, launchd_plist(engine_python, weights))
-        manifest.add("service", path, platform="launchd")
-        manifest.save()
-        out.detail("launchd agent %s" % path)
-        if start:
-            domain = "gui/%d" % os.getuid()
-            quiet(["launchctl", "bootout", "%s/%s" % (domain, LAUNCHD_LABEL)], timeout=30)
-            if run(["launchctl", "bootstrap", domain, path], check=False)[0] == 0:
-                manifest.add("service", path, started=True)
-            out.detail("loaded: it starts at login and now")
-        out.remember("launchd agent", path)
-        return
-    write_text_atomic(path, systemd_unit(engine_python, weights))
-    manifest.add("service", path, platform="systemd")
-    manifest.save()
-    out.detail("systemd user unit %s" % path)
-    if not start:
-        out.detail("--no-start: written, not enabled (systemctl --user enable --now %s)" % SERVICE_NAME)
-    elif systemd_user_available():
-        run(["systemctl", "--user", "daemon-reload"], check=False)
-        code, _ = run(["systemctl", "--user", "enable", "--now", SERVICE_NAME], check=False)
-        if code == 0:
-            run(["systemctl", "--user", "restart", SERVICE_NAME], check=False)   # picks up an upgrade
-            manifest.add("service", path, started=True)
-            out.detail("enabled and started")
-        else:
-            out.warn("systemctl could not enable it; the plugins will start the engine on demand")
     else:
-        out.detail("no systemd user session here: written, not enabled; the plugins start the engine on demand")
-    out.remember("systemd user unit", path)
+        path = service_file()
+        make_dirs(os.path.dirname(path), manifest)
+        if system == "Darwin":
+            make_dirs(paths.state_dir(), manifest)
+            write_text_atomic(path, launchd_plist(engine_python, weights))
+            item = manifest.add("service", path, platform="launchd")
+            out.detail("launchd agent %s" % path)
+            out.remember("launchd agent", path)
+        else:
+            write_text_atomic(path, systemd_unit(engine_python, weights))
+            item = manifest.add("service", path, platform="systemd")
+            out.detail("systemd user unit %s" % path)
+            out.remember("systemd user unit", path)
+    item.update(start_wanted=not args.no_start, started=False)
+    manifest.save()
+    if args.no_start:
+        out.detail("--no-start: written, not enabled nor started")
+    elif not weights_ready:
+        out.detail("registered, not started yet: it needs the weights (the run that installs them starts it)")
+    else:
+        _start(item["platform"], item["path"], manifest)
+    manifest.save()
+
+
+def start_pending_service(manifest):
+    """Start the service an earlier run registered but left stopped for want of the weights."""
+    item = recorded_service(manifest)
+    if item and item.get("start_wanted") and not item.get("started"):
+        out.step("Background service: starting it now that the weights are there")
+        _start(item["platform"], item["path"], manifest)
+        manifest.save()
 
 
 def stop_service(item):

@@ -239,8 +239,9 @@ def test_editor_folders_on_macos(tmp_path, monkeypatch):
     assert krita.folder == str(support / "krita" / "pykrita")
     assert krita.kritarc == str(tmp_path / "Library" / "Preferences" / "kritarc")
     assert gimp.folder == str(support / "GIMP" / "3.0" / "plug-ins")
-    assert gimp.vendor_dir() == str(support / "GIMP" / "3.0" / "plug-ins" / "neural_style")
-    assert krita.vendor_dir() == krita.folder
+    # the plugins put their own vendor/ folder first on sys.path
+    assert gimp.vendor_dir() == str(support / "GIMP" / "3.0" / "plug-ins" / "neural_style" / "vendor")
+    assert krita.vendor_dir() == str(support / "krita" / "pykrita" / "neural_style" / "vendor")
 
 
 def test_editor_folders_on_windows(tmp_path, monkeypatch):

@@ -17,8 +17,9 @@ from .errors import WeightsError
 
 log = logging.getLogger(__name__)
 
-HOW_TO_GET = ("pass --weights PATH to the Keras file %s (or set $NEURAL_STYLE_WEIGHTS), "
-              "or run `python3 installer.py` to download it" % WEIGHTS_FILENAME)
+HOW_TO_GET = ("install it with `python3 installer.py --weights FILE` (a copy of the Keras file %s you have) or "
+              "`python3 installer.py` (downloads it), or pass --weights PATH / set $NEURAL_STYLE_WEIGHTS"
+              % WEIGHTS_FILENAME)
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 

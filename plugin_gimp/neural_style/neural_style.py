@@ -18,6 +18,9 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # helper modules and shared/
+# pyzmq/msgpack the installer unpacked for GIMP's own Python (docs/install.md) come first.
+if os.path.isdir(os.path.join(sys.path[0], "vendor")):
+    sys.path.insert(0, os.path.join(sys.path[0], "vendor"))
 
 import gimp_arguments as arguments  # noqa: E402
 import gimp_pixels as pixels        # noqa: E402

@@ -3,6 +3,14 @@
 The pure modules (settings, pixels, region, progress) import without Krita, for unit tests.
 """
 
+import os as _os
+import sys as _sys
+
+# pyzmq/msgpack the installer unpacked for Krita's own Python (docs/install.md) come first.
+_VENDOR = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "vendor")
+if _os.path.isdir(_VENDOR) and _VENDOR not in _sys.path:
+    _sys.path.insert(0, _VENDOR)
+
 try:
     from krita import DockWidgetFactory, DockWidgetFactoryBase, Krita
 except ImportError:   # imported outside Krita (unit tests)
