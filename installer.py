@@ -5,6 +5,7 @@ plugins, the engine.json the plugins use to start the engine, and a background s
     python3 installer.py              install or upgrade everything (run it again any time)
     python3 installer.py --check      a table of every part, with what to do about each failure
     python3 installer.py --uninstall  remove everything this installer put on the machine
+    python3 installer.py --first-run  stylize the bundled samples with the installed engine
 
 Standard library only, Python 3.9+, Linux, macOS and Windows. `docs/install.md` says what goes
 where on each platform. Every file and folder it creates is listed in a manifest
@@ -41,6 +42,7 @@ if HERE not in sys.path:   # run from any folder, also with PYTHONSAFEPATH / -P
     sys.path.insert(0, HERE)
 
 from installing.check import check  # noqa: E402
+from installing.first_run import first_run  # noqa: E402
 from installing.output import InstallError, out  # noqa: E402
 from installing.project import WEIGHTS_URL, paths_log  # noqa: E402
 from installing.sequence import install  # noqa: E402
@@ -56,6 +58,9 @@ def parse_args(argv):
     mode.add_argument("--check", action="store_true",
                       help="print a table of every part and exit 0 only when all is well")
     mode.add_argument("--uninstall", action="store_true", help="remove everything this installer installed")
+    mode.add_argument("--first-run", nargs="?", const="neural-style-first.png", metavar="OUT",
+                      help="stylize the bundled sample photo with the bundled painting using the installed engine "
+                           "(default OUT: neural-style-first.png here)")
     env = parser.add_argument_group("engine environment")
     env.add_argument("--prefix", help="the engine's virtual environment (default: DATA_DIR/venv)")
     env.add_argument("--python", help="the Python 3.11-3.13 that creates the venv (default: the one running this)")
@@ -118,6 +123,8 @@ def main(argv=None):
             return check(args)
         if args.uninstall:
             return uninstall()
+        if args.first_run:
+            return first_run(args.first_run)
         return install(args)
     except InstallError as error:
         out.say("\nERROR: %s" % error)

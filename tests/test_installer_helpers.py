@@ -10,8 +10,8 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECKOUT_PARTS = ("installer.py", "installing", "pyproject.toml", "README.md", "shared", "engine_server",
-                  "plugin_krita", "plugin_gimp", "docs")
+CHECKOUT_PARTS = ("installer.py", "installing", "pyproject.toml", "README.md", "LICENSE", "samples", "shared",
+                  "engine_server", "plugin_krita", "plugin_gimp", "docs")
 TIMEOUT = 300
 
 
