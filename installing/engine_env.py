@@ -122,7 +122,11 @@ def install_engine(args, manifest):
                                % (sys.executable, ", ".join(missing)))
         out.detail("TensorFlow, NumPy, Pillow, pyzmq, msgpack and h5py are importable")
         # from a neutral folder: the plugins start the engine from anywhere, not from this checkout
-        if quiet([sys.executable, "-c", "import engine_server"], timeout=60, cwd=tempfile.gettempdir())[0] != 0:
+        code, text = quiet([sys.executable, "-c", "import engine_server; print(list(engine_server.__path__)[0])"],
+                           timeout=60, cwd=tempfile.gettempdir())
+        if code == 0:
+            out.detail(engine_location(text.strip().splitlines()[-1]))
+        else:
             out.warn("this Python imports engine_server only from inside the checkout; the plugins could not "
                      "start it: use --dev (an editable install) instead")
             out.todo("make the engine importable for %s: python3 installer.py --dev" % sys.executable)

@@ -1,6 +1,7 @@
 """pyzmq and msgpack for an editor that bundles its own Python: wheels for that Python are
-downloaded (from the package index pip is configured with) and unpacked where the editor imports
-from. Here the "bundled" Python is the one running the tests, so the import can be proven."""
+downloaded (from the package index pip is configured with) and unpacked into the plugin's vendor/
+folder, which the plugin puts first on sys.path. Here the "bundled" Python is the one running the
+tests, so the import can be proven."""
 
 import os
 import subprocess
@@ -32,9 +33,8 @@ def test_wheels_for_the_editors_python_are_placed_where_it_imports_from(user, fa
     done = user.run("--reuse-env", "--weights", fake_weights, "--no-verify", "--no-service",
                     "--krita-python", version, "--gimp-python", version, timeout=600)
     assert done.returncode == 0, done.output
-    gimp_plugin = os.path.join(user.gimp_plugins, "neural_style")
-    # Krita puts pykrita/ on sys.path; GIMP runs the plug-in with its own folder as sys.path[0].
-    for folder in (user.pykrita, gimp_plugin):
+    for folder in (os.path.join(user.pykrita, "neural_style", "vendor"),
+                   os.path.join(user.gimp_plugins, "neural_style", "vendor")):
         # -S -I: no site-packages, no PYTHONPATH: only the unpacked wheels can satisfy the imports
         probe = subprocess.run([sys.executable, "-S", "-I", "-c", IMPORT_CHECK, folder], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)

@@ -24,8 +24,10 @@ def last_line(output):
 
 def test_offline_weights_leave_everything_else_installed_and_a_later_run_finishes(user, fake_weights):
     user.fake_editors()
-    done = user.run("--reuse-env", "--weights-url", DEAD_URL, "--no-start")
+    done = user.run("--reuse-env", "--weights-url", DEAD_URL)
     assert done.returncode == 1, done.output
+    # without weights the engine cannot start: the service is registered, started by the finishing run
+    assert "registered, not started yet: it needs the weights" in done.output
     assert "Traceback" not in done.output
     for part in (os.path.join(user.pykrita, "neural_style"), os.path.join(user.gimp_plugins, "neural_style"),
                  user.engine_json, user.unit):
@@ -45,6 +47,7 @@ def test_offline_weights_leave_everything_else_installed_and_a_later_run_finishe
     assert finish.returncode == 0, finish.output
     assert "installing only them" in finish.output and "[1] VGG-19 weights" in finish.output
     assert "Plugins" not in finish.output and "Engine environment" not in finish.output   # not redone
+    assert "Background service: starting it now that the weights are there" in finish.output
     assert snapshot(os.path.join(user.pykrita, "neural_style")) == plugins_before
     assert os.path.exists(user.weights)
     assert not fail_rows(user.run("--check").output)

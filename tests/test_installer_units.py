@@ -296,3 +296,11 @@ def test_windows_logon_task_runs_the_engine_windowless(tmp_path):
     command = windows_task(python)
     assert command[:2] == ["schtasks", "/Create"] and "ONLOGON" in command
     assert command[-1] == '"%s" -m engine_server run' % (scripts / "pythonw.exe")
+
+
+def test_the_engine_location_is_told_truthfully():
+    assert "runs from this checkout" in engine_env.engine_location(os.path.join(HERE, "engine_server"))
+    installed = "/home/a/.local/share/neural-style/venv/lib/python3.11/site-packages/engine_server"
+    assert engine_env.engine_location(installed) == (
+        "the engine runs from its installed copy %s (re-run the installer to take up changes to the checkout)"
+        % installed)
