@@ -180,27 +180,32 @@ def check_weights(table, manifest):
     if not os.path.exists(weights):
         table.row("VGG-19 weights", FAIL, "%s is missing" % weights,
                   "run: python3 installer.py --weights FILE (a copy you have), or python3 installer.py (downloads it)")
-        return
+        return False
     actual = md5_of(weights)
     if actual == WEIGHTS_MD5:
         table.row("VGG-19 weights", OK, "%s, md5 verified" % weights)
+        return True
     elif record.get("verified") is False and record.get("md5") == actual:
         table.row("VGG-19 weights", WARN,
                   "%s is an UNVERIFIED file installed with --no-verify (md5 %s)" % (weights, actual),
                   "fine for tests; for real use run: python3 installer.py (downloads the Keras file)")
+        return True
     else:
         table.row("VGG-19 weights", FAIL,
                   "%s is damaged or not the Keras VGG-19 file (md5 %s)" % (weights, actual),
                   "run: python3 installer.py (downloads it again) or --weights FILE")
+    return False
 
 
-def check_service(table, service):
+def check_service(table, service, weights_ok=True):
     if service and service.get("platform") in ("systemd", "launchd"):
         present = os.path.exists(service["path"])
         table.row("service", OK if present else FAIL,
                   service["path"] if present else "%s is missing" % service["path"], "" if present else RERUN)
     elif service:
         table.row("service", OK, "logon task %s" % service["path"])
+    if service and service.get("start_wanted") and not service.get("started") and not weights_ok:
+        table.rows[-1] = table.rows[-1][:2] + (table.rows[-1][2] + " (starts when the weights are installed)", "")
     else:
         table.row("service", OK, "none (the plugins start the engine on demand)")
 
@@ -232,10 +237,10 @@ def check(args):
         engine_python = None
     if engine_python:
         check_device(table, engine_python)
-    check_weights(table, manifest)
+    weights_ok = check_weights(table, manifest)
     service = recorded_service(manifest)
-    check_service(table, service)
-    if engine_python:
+    check_service(table, service, weights_ok)
+    if engine_python and weights_ok:   # without weights the engine cannot start: that row says it all
         check_reachable(table, engine_python, service)
     table.print()
     return 1 if table.failures() else 0

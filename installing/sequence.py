@@ -124,7 +124,7 @@ def _end(missing, manifest, editors=()):
     if missing:
         what = ", ".join(w for w, _ in missing)
         finish = "; ".join(sorted({f for _, f in missing}))
-        out.say("\nNOT FINISHED: %s missing (the other parts are installed). To finish: %s" % (what, finish))
+        out.say("\nNOT FINISHED, missing: %s (the other parts are installed). To finish: %s" % (what, finish))
         return 1
     names = sorted({"Krita" if e.name == "krita" else "GIMP" for e in editors})
     restart = "Restart %s; " % " and ".join(names) if names else ""

@@ -97,7 +97,7 @@ def download(url, destination, md5, attempts=4, backoff=2.0, timeout=30):
             time.sleep(backoff * attempt)
     raise InstallError(
         "could not download the VGG-19 weights (%s). Do it by hand: open %s in a browser (on any machine), "
-        "check that its md5 is %s, then run: python3 installer.py --weights PATH_TO_THE_FILE"
+        "check that its md5 is %s, then run: python3 installer.py --weights FILE (FILE: where you saved it)"
         % (last_error, url, md5))
 
 

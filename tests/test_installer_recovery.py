@@ -33,7 +33,7 @@ def test_offline_weights_leave_everything_else_installed_and_a_later_run_finishe
                  user.engine_json, user.unit):
         assert os.path.exists(part), (part, done.output)
     assert not os.path.exists(user.weights)
-    assert last_line(done.output) == ("NOT FINISHED: the VGG-19 weights missing (the other parts are installed). "
+    assert last_line(done.output) == ("NOT FINISHED, missing: the VGG-19 weights (the other parts are installed). "
                                       "To finish: python3 installer.py --weights FILE"), done.output
 
     check = user.run("--check")
@@ -107,7 +107,7 @@ def test_a_read_only_plugins_folder_is_one_line_and_the_old_plugin_stays(user, f
     assert "the plugin that was there is unchanged" in errors[0]
     assert snapshot(gimp_plugin) == before
     assert "Krita (native) plugin 0.1.0 ->" in done.output     # the other editor still got it
-    assert "NOT FINISHED: the GIMP 3 (native) plugin missing" in last_line(done.output)
+    assert "NOT FINISHED, missing: the GIMP 3 (native) plugin" in last_line(done.output)
 
 
 @needs_root
