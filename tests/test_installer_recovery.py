@@ -22,7 +22,23 @@ def last_line(output):
     return [line for line in output.splitlines() if line.strip()][-1]
 
 
-def test_offline_weights_leave_everything_else_installed_and_a_later_run_finishes(user, fake_weights):
+def plugin_without_weights_says_how_to_finish(user, monkeypatch):
+    """What a plugin does: its client starts the engine with engine.json; the artist gets one sentence
+    about the weights, and Details name the command."""
+    from shared.client import Client
+    from shared.explain import explain
+    for name, value in user.env.items():
+        monkeypatch.setenv(name, value)
+    endpoint = "ipc://" + os.path.join(user.env["XDG_RUNTIME_DIR"], "plugin.sock")
+    with pytest.raises(Exception) as error:
+        with Client(endpoint, autostart=True, start_timeout=60.0) as client:
+            client.status()
+    explanation = explain(error.value)
+    assert "weights" in explanation.summary and explanation.summary.count(".") == 1, explanation.summary
+    assert "python3 installer.py --weights FILE" in explanation.details, explanation.details
+
+
+def test_offline_weights_leave_everything_else_installed_and_a_later_run_finishes(user, fake_weights, monkeypatch):
     user.fake_editors()
     done = user.run("--reuse-env", "--weights-url", DEAD_URL)
     assert done.returncode == 1, done.output
@@ -41,6 +57,7 @@ def test_offline_weights_leave_everything_else_installed_and_a_later_run_finishe
     rows = fail_rows(check.output)
     assert len(rows) == 1 and "VGG-19 weights" in rows[0], check.output
     assert "python3 installer.py --weights FILE" in check.output
+    plugin_without_weights_says_how_to_finish(user, monkeypatch)
 
     plugins_before = snapshot(os.path.join(user.pykrita, "neural_style"))
     finish = user.run("--reuse-env", "--weights", fake_weights, "--no-verify")
