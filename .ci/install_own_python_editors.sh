@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Editors whose Python lacks pyzmq and msgpack, as Krita's AppImage and the Windows and macOS builds
 # are: Debian 13's Krita 5.2 and GIMP 3, with python3-zmq/python3-msgpack purged. Built as an
-# overlay layer on the Debian 13 root of .ci/install_gimp.sh (run that first); the root itself stays
+# overlay layer on the Debian 13 root of .ci/build_trixie_root.sh; the root itself stays
 # unchanged. tests/test_installer_own_python.py stacks this layer on the root (as root, idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,11 +9,13 @@ root="${NEURAL_STYLE_GIMP_ROOT:-/opt/neural-style-ci/trixie-root}"
 layer="${NEURAL_STYLE_NODEPS_LAYER:-/opt/neural-style-ci/trixie-nodeps-layer}"
 marker="$layer.ready"
 
-if [ -f "$marker" ] && [ "$marker" -nt "$root/.neural-style-gimp-ready" ]; then
+if [ -f "$marker" ] && [ -f "$root/.neural-style-gimp-ready" ] && [ "$marker" -nt "$root/.neural-style-gimp-ready" ]; then
     echo "editors without pyzmq/msgpack already prepared: $layer"
     exit 0
 fi
-[ -f "$root/.neural-style-gimp-ready" ] || { echo "install_own_python_editors.sh: run .ci/install_gimp.sh first" >&2; exit 1; }
+# On Debian 12 install_gimp.sh has built the root already; on Debian 13 GIMP runs on the host, so
+# the root is built here for this layer only.
+[ -f "$root/.neural-style-gimp-ready" ] || bash .ci/build_trixie_root.sh
 
 rm -rf --one-file-system "$layer" "$layer.work" "$layer.merged"
 mkdir -p "$layer" "$layer.work" "$layer.merged"
