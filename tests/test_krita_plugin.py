@@ -2,28 +2,23 @@
 driven by a harness Extension (tests/support/krita_driver.py), against a real engine subprocess
 with the fake VGG-19 weights on a private ipc endpoint.
 
-With CI=true a missing Krita fails these tests; elsewhere they skip with the reason.
+The `krita` fixture (tests/support/krita_fixture.py) starts Krita once per session for the cases
+every module registers. In CI a missing Krita fails these tests; elsewhere they skip with the reason.
 """
 
 import base64
 import os
-import shutil
 import socket
-import sys
-import tempfile
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from tests.support import krita_session
 from tests.support.engine_fixture import kill_engine_pid
-from tests.support.krita_install import REPO
-from tests.support.style_images import style_pixels
+from tests.support.krita_fixture import krita_cases
 
 pytestmark = pytest.mark.editor
 
-KRITA_TIMEOUT_S = 420            # the whole Krita session: start, every case, quit
 SELECTION = (16, 12, 48, 36)     # x, y, w, h in the 96x64 "ns_rgba" document
 TINY = (20, 20, 12, 10)          # a selection smaller than the network's deepest layer needs (16 px)
 FEATHER = 2
@@ -69,66 +64,45 @@ def engine_status(endpoint):
         client.close()
 
 
-def krita_or_skip():
-    if krita_session.krita_tools() is None:
-        reason = "Krita, xvfb-run or timeout is not installed (run .ci/install_krita.sh)"
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true and the Krita editor tests cannot run: " + reason)
-        pytest.skip(reason)
+@krita_cases
+def plugin_cases(ctx):
+    """This module's cases for the session's one Krita run (tests/support/krita_fixture.py)."""
+    root, style, fake_weights = ctx.root, ctx.style, ctx.fake_weights
+    dead_endpoint = "tcp://127.0.0.1:%d" % free_port()
+    damaged_style = damaged_copy(style, os.path.join(root, "damaged style.png"), -os.path.getsize(style) // 2)
+    damaged_weights = damaged_copy(fake_weights, os.path.join(root, "damaged.h5"), 1 << 20)
+    engine_command = ctx.engine_command
+    cases = [
+        {"name": "plugin_loaded", "kind": "plugin_loaded"},
+        dict(FAST, name="selection", kind="selection_rgba", selection=list(SELECTION), feather=FEATHER),
+        dict(FAST, name="u16", kind="depth", depth="U16", style_from_layer=True),
+        dict(FAST, name="f16", kind="depth", depth="F16"),
+        dict(FAST, name="f32", kind="depth", depth="F32"),
+        dict(FAST, name="gray", kind="depth", depth="U8", model="GRAYA"),
+        dict(LONG, name="cancel", kind="cancel"),
+        dict(LONG, name="close_document", kind="close_document"),
+        dict(FAST, name="docker", kind="docker_apply"),
+        dict(FAST, name="library", kind="library", iterations=8),
+        dict(FAST, name="two_layers", kind="two_layers", iterations=8),
+        {"name": "refusals", "kind": "refusals"},
+        dict(FAST, name="autostart", kind="autostart", endpoint="ipc://" + os.path.join(root, "auto.sock"),
+             start_timeout=180.0, iterations=8, engine_command=engine_command),
+        {"name": "no_engine", "kind": "no_engine", "endpoint": dead_endpoint},
+        # Failures (docs/reliability.md, "Failures in the editors"):
+        dict(FAST, name="damaged_style", kind="job_fails", style=damaged_style, iterations=8),
+        dict(FAST, name="tiny_selection", kind="job_fails", style=style, selection=list(TINY), iterations=8),
+        dict(FAST, name="engine_faults", kind="engine_faults", iterations=8, long=LONG, start_timeout=180.0,
+             endpoint="ipc://" + os.path.join(root, "faults.sock"), engine_command=engine_command,
+             bad_weights_command=[part.replace(fake_weights, damaged_weights) for part in engine_command]),
+    ]
 
+    def after(details, results):
+        details["engine_after_quit"] = engine_status(ctx.endpoint)
 
-@pytest.fixture(scope="module")
-def krita(fake_weights):
-    """Run every case in one Krita session; yields (results by case name, session details)."""
-    krita_or_skip()
-    from tests.support.engine_fixture import running_engine
-    root = tempfile.mkdtemp(prefix="ns-krita-")   # short: ipc socket paths are limited to ~100 bytes
-    try:
-        style = os.path.join(root, "style.png")
-        Image.fromarray(style_pixels(7)).save(style)
-        endpoint = "ipc://" + os.path.join(root, "engine.sock")
-        dead_endpoint = "tcp://127.0.0.1:%d" % free_port()
-        damaged_style = damaged_copy(style, os.path.join(root, "damaged style.png"), -os.path.getsize(style) // 2)
-        damaged_weights = damaged_copy(fake_weights, os.path.join(root, "damaged.h5"), 1 << 20)
-        engine_command = ["/usr/bin/env", "PYTHONPATH=" + REPO, "NEURAL_STYLE_WEIGHTS=" + fake_weights,
-                          sys.executable, "-m", "engine_server"]
-        cases = [
-            {"name": "plugin_loaded", "kind": "plugin_loaded"},
-            dict(FAST, name="selection", kind="selection_rgba", selection=list(SELECTION), feather=FEATHER),
-            dict(FAST, name="u16", kind="depth", depth="U16", style_from_layer=True),
-            dict(FAST, name="f16", kind="depth", depth="F16"),
-            dict(FAST, name="f32", kind="depth", depth="F32"),
-            dict(FAST, name="gray", kind="depth", depth="U8", model="GRAYA"),
-            dict(LONG, name="cancel", kind="cancel"),
-            dict(LONG, name="close_document", kind="close_document"),
-            dict(FAST, name="docker", kind="docker_apply"),
-            dict(FAST, name="library", kind="library", iterations=8),
-            dict(FAST, name="two_layers", kind="two_layers", iterations=8),
-            {"name": "refusals", "kind": "refusals"},
-            dict(FAST, name="autostart", kind="autostart", endpoint="ipc://" + os.path.join(root, "auto.sock"),
-                 start_timeout=180.0, iterations=8,
-                 # What the installer's engine.json holds, plus the test weights and this checkout.
-                 engine_command=engine_command),
-            {"name": "no_engine", "kind": "no_engine", "endpoint": dead_endpoint},
-            # Failures (docs/reliability.md, "Failures in the editors"):
-            dict(FAST, name="damaged_style", kind="job_fails", style=damaged_style, iterations=8),
-            dict(FAST, name="tiny_selection", kind="job_fails", style=style, selection=list(TINY), iterations=8),
-            dict(FAST, name="engine_faults", kind="engine_faults", iterations=8, long=LONG, start_timeout=180.0,
-                 endpoint="ipc://" + os.path.join(root, "faults.sock"), engine_command=engine_command,
-                 bad_weights_command=[part.replace(fake_weights, damaged_weights) for part in engine_command]),
-        ]
-        scenario = {"endpoint": endpoint, "style_image": style, "cases": cases, "quit_mid_job": LONG}
-        with running_engine(weights=fake_weights, endpoint=endpoint):
-            results, details = krita_session.run_krita(os.path.join(root, "profile"), scenario,
-                                                       timeout_s=KRITA_TIMEOUT_S)
-            details["engine_after_quit"] = engine_status(endpoint)
-        details.update(dead_endpoint=dead_endpoint, results=results, damaged_style=damaged_style,
-                       damaged_weights=damaged_weights)
-        yield (results or {}).get("cases", {}), details
-    finally:
-        kill_autostarted_engine(results)
-        if not os.environ.get("NS_KEEP_KRITA_WORKSPACE"):   # set it to look at krita.log and results.json
-            shutil.rmtree(root, ignore_errors=True)
+    return {"cases": cases, "scenario": {"quit_mid_job": LONG}, "after": after,
+            "cleanup": kill_autostarted_engine,
+            "details": {"dead_endpoint": dead_endpoint, "damaged_style": damaged_style,
+                        "damaged_weights": damaged_weights}}
 
 
 def case(krita, name):

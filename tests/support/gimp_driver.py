@@ -170,6 +170,53 @@ def run_case(case, out_dir):
     return record
 
 
+FIDELITY_PRECISIONS = {"u8-srgb": ("U8_NON_LINEAR", "R'G'B'A u8"), "u16-srgb": ("U16_NON_LINEAR", "R'G'B'A u16"),
+                       "u16-linear": ("U16_LINEAR", "R'G'B'A u16"), "float-linear": ("FLOAT_LINEAR", "R'G'B'A float"),
+                       "float-srgb": ("FLOAT_NON_LINEAR", "R'G'B'A float")}
+
+
+def run_fidelity_case(case, out_dir):
+    """One run on "Photo" (48x40 at (8, 12), alpha 128 from row 18) in an image of the given
+    precision, with a hard or feathered selection or none; dumps the source, the selection over the
+    layer and the result in the perceptual format of the image's depth, for pytest to compare with
+    the engine's own result."""
+    name = case["name"]
+    precision, babl = FIDELITY_PRECISIONS[case["precision"]]
+    image = Gimp.Image.new_with_precision(64, 64, Gimp.ImageBaseType.RGB, getattr(Gimp.Precision, precision))
+    add_layer(image, "Background", 64, 64, (0, 0), seed=0)
+    source = add_layer(image, "Photo", 48, 40, (8, 12), seed=50, half_alpha_from_row=18)
+    record = {"name": name, "babl": babl, "precision_before": image.get_precision().value_nick}
+    if case.get("selection"):
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["selection"])
+        if case.get("feather_selection"):
+            Gimp.Selection.feather(image, case["feather_selection"])
+        record["mask_dump"] = dump_selection(image, source, "%s/%s-mask.raw" % (out_dir, name))
+    record["source_before"] = dump(source, babl, "%s/%s-source-before.raw" % (out_dir, name))
+    count_before = len(image.get_layers())
+    status, message, elapsed = call(image, [source], case["args"])
+    record.update(status=status, message=message, seconds=round(elapsed, 2), layer_count_before=count_before)
+    layers = image.get_layers()
+    record["layers"] = [describe(layer) for layer in layers]
+    record["source_after"] = dump(source, babl, "%s/%s-source-after.raw" % (out_dir, name))
+    position = image.get_item_position(source)
+    if len(layers) > count_before and position > 0:
+        record["result"] = describe(layers[position - 1])
+        record["result_dump"] = dump(layers[position - 1], babl, "%s/%s-result.raw" % (out_dir, name))
+    image.delete()
+    return record
+
+
+def dump_selection(image, layer, path):
+    """The selection's coverage over the layer's area, "Y u8" (0 = outside)."""
+    _, x, y = layer.get_offsets()
+    width, height = layer.get_width(), layer.get_height()
+    data = bytes(image.get_selection().get_buffer().get(Gegl.Rectangle.new(x, y, width, height), 1.0, "Y u8",
+                                                        Gegl.AbyssPolicy.NONE))
+    with open(path, "wb") as f:
+        f.write(data)
+    return {"path": path, "width": width, "height": height}
+
+
 def main():
     with open(sys.argv[1]) as f:
         plan = json.load(f)
@@ -177,7 +224,8 @@ def main():
     records = []
     for case in plan["cases"]:
         try:
-            records.append(run_case(case, plan["out_dir"]))
+            run = run_fidelity_case if case["kind"] == "fidelity" else run_case
+            records.append(run(case, plan["out_dir"]))
         except Exception:
             records.append({"name": case["name"], "driver_error": traceback.format_exc()})
         with open(plan["results"], "w") as f:      # after every case: a hang still leaves the earlier ones

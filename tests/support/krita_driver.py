@@ -545,8 +545,44 @@ def case_engine_faults(case, ctl):
     return out
 
 
+def case_fidelity(case, ctl):
+    """One Apply on a fresh "Paint" layer (the given depth and ICC profile, a hard or feathered
+    selection, or none); records the raw bytes pytest needs to ask the engine for the same job."""
+    from neural_style.controller import StyleChoice
+    from neural_style.settings import to_options
+    app = Krita.instance()
+    width, height, depth = case["width"], case["height"], case["depth"]
+    doc = app.createDocument(width, height, "ns_" + case["name"], "RGBA", depth, case["profile"], 72.0)
+    doc.setBatchmode(True)
+    doc.topLevelNodes()[0].setPixelData(pattern(width, height, depth), 0, 0, width, height)
+    layer = doc.createNode("Paint", "paintlayer")
+    doc.rootNode().addChildNode(layer, doc.topLevelNodes()[0])
+    layer.setPixelData(pattern(width, height, depth, alpha_band=(0, width // 4)), 0, 0, width, height)
+    doc.refreshProjection()
+    doc.waitForDone()
+    app.activeWindow().addView(doc)
+    out = {"profile": layer.colorProfile(), "options": to_options(settings_for(case))}
+    if case.get("selection"):
+        selection = Selection()
+        selection.select(*case["selection"], 255)
+        if case.get("feather_selection"):
+            selection.feather(case["feather_selection"])
+        doc.setSelection(selection)
+        selection = doc.selection()
+        out["selection_bounds"] = [selection.x(), selection.y(), selection.width(), selection.height()]
+        out["selection_pixels"] = b64(bytes(selection.pixelData(0, 0, width, height)))
+    before = describe(doc)
+    ok, apply_s, finished, watcher = run_apply(
+        ctl, doc, [layer], StyleChoice.file(SCENARIO["style_image"], name="Starry"), case)
+    out.update({"ok": ok, "finished_in_time": finished, "before": before, "after": describe(doc)})
+    out.update(watcher.close())
+    doc.setSelection(Selection())
+    doc.setModified(False)
+    return out
+
+
 CASES = {"job_fails": case_job_fails, "engine_faults": case_engine_faults, "autostart": case_autostart, "two_layers": case_two_layers, "refusals": case_refusals, "library": case_library, "docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
-         "cancel": case_cancel, "close_document": case_close_document, "no_engine": case_no_engine}
+         "cancel": case_cancel, "close_document": case_close_document, "no_engine": case_no_engine, "fidelity": case_fidelity}
 
 
 def run_all():
