@@ -23,6 +23,7 @@ from installing.project import (EDITOR_DEPS, HERE, LAUNCHD_LABEL, PINNED, TENSOR
                                 WEIGHTS_URL)
 from installing.service import launchd_plist, systemd_unit, windows_task
 from installing.weights import download
+from tests.support.skips import skip_or_fail
 
 
 # ---- kritarc ----------------------------------------------------------------------------------
@@ -219,7 +220,7 @@ def test_weights_url_and_hash_are_keras_own():
     spec = importlib.util.find_spec("keras")      # located, not imported (that would load TensorFlow)
     candidate = os.path.join(os.path.dirname(spec.origin), "src", "applications", "vgg19.py") if spec else ""
     if not os.path.exists(candidate):
-        pytest.skip("Keras' vgg19.py is not installed here")
+        skip_or_fail("Keras' vgg19.py is not installed here (installer.py --dev installs Keras)")
     with open(candidate) as f:
         keras_source = f.read()
     url = "".join(re.findall(r'"([^"]*)"', keras_source.split("WEIGHTS_PATH_NO_TOP = (", 1)[1].split(")", 1)[0]))

@@ -13,6 +13,7 @@ import pytest
 
 from engine_server.library import LibraryError, StyleLibrary
 from tests.support.style_images import style_pixels
+from tests.support.skips import skip_or_fail
 from tests.test_library_corruption import snapshot
 
 
@@ -23,7 +24,7 @@ def small_disk(tmp_path):
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root): %s" % mounted.stderr.strip())
+        skip_or_fail("cannot mount a small tmpfs here (needs root): %s" % mounted.stderr.strip())
     try:
         yield folder
     finally:

@@ -16,6 +16,7 @@ from shared import protocol as p
 from shared.client import Client, JobFailed
 from shared.protocol import Pixels, StyleRef
 from tests.support.engine_fixture import REPO, running_engine, short_temp_dir
+from tests.support.skips import skip_or_fail
 
 MAX_PIXELS = 128 * 128          # a small limit, so an oversized frame is cheap to send
 LONG = {"iterations": 10000, "preview_interval_s": 0.0}   # runs until cancelled
@@ -350,9 +351,8 @@ def test_client_runs_in_debians_python_with_debians_pyzmq(shared_engine):
     probe = subprocess.run([DEBIAN_PYTHON, "-c", "import zmq, msgpack; print(zmq.__version__)"],
                            capture_output=True, text=True) if os.path.exists(DEBIAN_PYTHON) else None
     if probe is None or probe.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI needs %s with python3-zmq and python3-msgpack" % DEBIAN_PYTHON)
-        pytest.skip("%s with python3-zmq and python3-msgpack is not installed" % DEBIAN_PYTHON)
+        skip_or_fail("%s with python3-zmq and python3-msgpack is not installed (.ci/install_krita.sh)"
+                     % DEBIAN_PYTHON)
     folder = short_temp_dir("nse-plugin-")
     try:
         plugin_copy_of_shared(folder)
@@ -398,7 +398,8 @@ def test_many_clients_at_once_complete_or_get_queue_full(shared_engine):
 def test_client_runs_in_gimps_python_in_the_debian_13_root(shared_engine):
     """GIMP 3 on a Debian 12 machine runs in a Debian 13 root: Python 3.13, python3-zmq (pyzmq 26)."""
     if gimp_root_python() is None:
-        pytest.skip("no Debian 13 root for GIMP 3 at %s (or not root, which chroot needs)" % GIMP_ROOT)
+        skip_or_fail("no Debian 13 root for GIMP 3 at %s (or not root, which chroot needs; "
+                     ".ci/install_gimp.sh makes it)" % GIMP_ROOT)
     inside = short_temp_dir("nse-plugin-", parent=os.path.join(GIMP_ROOT, "tmp"))
     try:
         plugin_copy_of_shared(inside)

@@ -23,6 +23,7 @@ import zmq
 from shared.client import Client, ClientError, JobFailed
 from shared.protocol import Pixels, StyleRef
 from tests.support.engine_fixture import REPO, engine_env, running_engine, short_temp_dir
+from tests.support.skips import skip_or_fail
 
 OTHER_UID = 65534                  # nobody
 OTHER_PYTHON = "/usr/bin/python3"  # Debian's, with python3-zmq: readable by any uid (pyenv's may not be)
@@ -48,9 +49,7 @@ print("RAW: answered" if answer else "RAW: no answer")
 
 def require_root():
     if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("this test needs root (to run a client as another uid); CI runs as root")
-        pytest.skip("needs root to run a client as another uid")
+        skip_or_fail("needs root to run a client as another uid (CI runs as root)")
 
 
 @pytest.fixture(scope="module")
