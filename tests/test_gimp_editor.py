@@ -16,12 +16,14 @@ import pytest
 
 from tests.support.engine_fixture import kill_engine_pid
 from tests.support.gimp_engine_relay import EngineRelay
-from tests.support.gimp_fixture import gimp_cases
+from tests.support.gimp_fixture import GIMP_TIMEOUT_S, gimp_cases
 from tests.support.skips import skip_or_fail
 
 pytestmark = pytest.mark.editor
 
-GIMP_TIMEOUT_S = 600           # bounds the wait for the engine-killing watcher (as the session)
+# Time bounds catch a hang (>= 10x the normal time, docs/testing.md "Time bounds"), never a busy machine.
+NO_ENGINE_S = 30.0             # no engine, none to start -> the error
+WEIGHTS_FAIL_S = 200.0         # an auto-started engine with damaged weights -> the error (starts TensorFlow)
 SELECTION = (16, 20, 24, 20)   # image coordinates (x, y, w, h), inside the 48x40 "Photo" at (8, 12)
 PHOTO_OFFSET = (8, 12)
 HALF_ALPHA_ROW = 18            # "Photo" has alpha 128 from this row (layer coordinates) down
@@ -275,7 +277,7 @@ def test_no_engine_and_no_way_to_start_it_fails_fast_and_clearly(gimp):
     record = case(gimp, "no-engine")
     _, info, _ = gimp
     assert record["status"] == "execution-error"
-    assert record["seconds"] < 10.0, "took %.1f s" % record["seconds"]
+    assert record["seconds"] < NO_ENGINE_S, "took %.1f s" % record["seconds"]
     assert info["dead_endpoint"] in record["message"] and "installer" in record["message"], record["message"]
     assert "\n" not in record["message"].strip()
     assert len(record["layers"]) == record["layer_count_before"]
@@ -302,7 +304,7 @@ def test_float_image_gets_a_float_result(gimp):
     source = load(record["source_before"], "<f4")
     result = load(record["result_dump"], "<f4")
     assert np.isfinite(result).all()
-    assert np.allclose(result[..., 3], 1.0, atol=1e-3)
+    assert np.abs(result[..., 3] - 1.0).max() <= 1e-6, "alpha of an opaque layer must stay 1.0"
     assert np.abs(result[..., :3] - source[..., :3]).mean() > 1e-3
     assert len(np.unique(result[..., :3])) > 256, "the result has only 8-bit levels"
 
@@ -398,7 +400,7 @@ def test_a_damaged_weights_file_fails_the_auto_start_clearly(gimp):
     _, info, _ = gimp
     assert ["start", "--endpoint", info["faults_endpoint"], "--weights", info["damaged_weights"]] in info["relayed"]
     assert record["status"] == "execution-error", record
-    assert record["seconds"] < 60, "took %.1f s" % record["seconds"]
+    assert record["seconds"] < WEIGHTS_FAIL_S, "took %.1f s" % record["seconds"]
     assert record["message"].startswith("the engine could not be started: VGG-19 weights file "), record["message"]
     assert_one_readable_sentence(record["message"], info["damaged_weights"], "truncated or damaged", "--weights")
     assert len(record["layers"]) == record["layer_count_before"]

@@ -24,6 +24,14 @@ TINY = (20, 20, 12, 10)          # a selection smaller than the network's deepes
 FEATHER = 2
 FAST = {"iterations": 24, "max_size": 64, "preview_interval_s": 0.1}
 LONG = {"iterations": 3000, "max_size": 64, "preview_interval_s": 0.2}   # only ever cancelled
+# Time bounds catch a hang (>= 10x the normal time), never a busy machine; measured normal times in
+# docs/testing.md, "Time bounds". A UI blocked by the job shows as one gap of about the job's length,
+# hence also "gap < 3/4 of the job" where a job runs.
+UI_STALL_S = 5.0          # longest pause of Qt's event loop (a 50 ms timer)
+APPLY_RETURN_S = 5.0      # apply() only reads the layer and queues the job
+CANCEL_S = 30.0           # cancel / close -> "cancelled"; the job left alone runs for minutes
+NO_ENGINE_S = 30.0        # no engine, none to start -> the error
+KILL_NOTICED_S = 60.0     # engine SIGKILLed -> the error (the client's silence bound is 5 s)
 DTYPES = {"U8": np.uint8, "U16": "<u2", "F16": "<f2", "F32": "<f4"}
 FULL_SCALE = {"U8": 255.0, "U16": 65535.0, "F16": 1.0, "F32": 1.0}
 
@@ -136,6 +144,15 @@ def pixels(snapshot, item):
     return image
 
 
+def assert_ui_stayed_responsive(record):
+    """apply() returned at once; Qt's event loop never paused for long, nor for most of the job."""
+    job_s = record["finished"]["t"]
+    print("apply() %.3f s; longest UI pause %.3f s in a %.2f s job" % (record["apply_call_s"], record["max_ui_gap_s"], job_s))
+    assert record["apply_call_s"] < APPLY_RETURN_S, "apply() blocked the UI for %.2f s" % record["apply_call_s"]
+    assert record["max_ui_gap_s"] < min(UI_STALL_S, 0.75 * job_s), \
+        "Qt's event loop stalled for %.2f s of a %.2f s job" % (record["max_ui_gap_s"], job_s)
+
+
 def test_krita_session_ran_every_case_and_quit_cleanly(krita):
     cases, details = krita
     assert details["results"] is not None, krita_session.log_tail(details)
@@ -199,8 +216,7 @@ def test_result_layer_refines_progressively_without_blocking_krita(krita):
     assert len(set(previews)) >= 2, "the result layer changed %d time(s) before the end" % len(set(previews))
     assert record["paints"][-1]["final"] and [p["final"] for p in record["paints"]].count(True) == 1
     assert any("iteration" in text for _, text in record["progress"]), record["progress"]
-    assert record["apply_call_s"] < 1.0, "apply() blocked the UI for %.2f s" % record["apply_call_s"]
-    assert record["max_ui_gap_s"] < 1.5, "Qt's event loop stalled for %.2f s" % record["max_ui_gap_s"]
+    assert_ui_stayed_responsive(record)
 
 
 @pytest.mark.parametrize("name, depth, min_change", [("u16", "U16", 1.0), ("f16", "F16", 1.0), ("f32", "F32", 1.0)])
@@ -215,12 +231,12 @@ def test_16_bit_and_float_documents(krita, name, depth, min_change):
     assert layer(record["before"], "Paint")["pixels"] == layer(after, "Paint")["pixels"]
     source, result = pixels(after, layer(after, "Paint")), pixels(after, result_item)
     assert np.isfinite(result).all()
-    assert np.abs(result[..., 3] - source[..., 3]).max() < 2e-3, "alpha was not kept"
+    # Alpha 0.5 and 1.0 are exact at every depth (pixel-exact fidelity: test_krita_fidelity.py).
+    assert np.abs(result[..., 3] - source[..., 3]).max() <= 1 / 65535, "alpha was not kept"
     change = np.abs(result[..., :3] - source[..., :3]).mean() * 255
     assert change > min_change, "the %s result did not change (mean |diff| %.3f of 255)" % (depth, change)
-    if depth == "U16":
-        levels = np.unique(np.round(result[..., :3] * 65535))
-        assert len(levels) > 256, "the 16-bit result has only %d levels" % len(levels)
+    levels = np.unique(np.round(result[..., :3] * 65535))
+    assert len(levels) > 256, "the %s result has only %d levels" % (depth, len(levels))
 
 
 def test_grayscale_document_gets_a_grayscale_result(krita):
@@ -242,7 +258,8 @@ def test_cancel_mid_job_leaves_a_consistent_document_and_an_idle_engine(krita):
     record = case(krita, "cancel")
     assert record["ok"] and record["got_preview"]
     assert record["finished"]["outcome"] == "cancelled", record["finished"]
-    assert record["stop_to_finished_s"] < 5.0, record["stop_to_finished_s"]
+    assert record["stop_to_finished_s"] < CANCEL_S, record["stop_to_finished_s"]
+    assert record["engine_idle_s"] is not None and record["engine_idle_s"] < CANCEL_S, record["engine_status"]
     assert not record["busy_after"]
     names = [item["name"] for item in layers(record["after"])]
     assert names == ["Background", "Paint", "Paint – Starry"], names   # keeps the last preview
@@ -257,7 +274,8 @@ def test_closing_the_document_mid_job_cancels_it(krita):
     assert record["ok"] and record["got_preview"]
     assert not record["document_open"]
     assert record["finished"]["outcome"] == "cancelled", record["finished"]
-    assert record["stop_to_finished_s"] < 5.0, record["stop_to_finished_s"]
+    assert record["stop_to_finished_s"] < CANCEL_S, record["stop_to_finished_s"]
+    assert record["engine_idle_s"] is not None and record["engine_idle_s"] < CANCEL_S, record["engine_status"]
     status = record["engine_status"]
     assert status.get("running") is None and status["queued"] == 0, status
 
@@ -331,8 +349,7 @@ def test_first_apply_starts_the_configured_engine_without_blocking_krita(krita):
     states = [state for state, _ in record["states"]]
     assert states[:2] == ["starting", "connected"], record["states"]
     assert [item["name"] for item in layers(record["after"])] == ["Background", "Paint", "Paint – Starry"]
-    assert record["apply_call_s"] < 1.0 and record["max_ui_gap_s"] < 1.5, (record["apply_call_s"],
-                                                                          record["max_ui_gap_s"])
+    assert_ui_stayed_responsive(record)
     assert "shutdown_error" not in record, record["shutdown_error"]
     print("engine auto-start + 8 iterations: %.1f s" % record["finished"]["t"])
 
@@ -341,14 +358,14 @@ def test_no_engine_and_no_way_to_start_it_fails_fast_and_clearly(krita):
     record = case(krita, "no_engine")
     _, details = krita
     assert record["finished_in_time"] and record["finished"]["outcome"] == "error"
-    assert record["finished"]["t"] < 5.0, "took %.1f s" % record["finished"]["t"]
+    assert record["finished"]["t"] < NO_ENGINE_S, "took %.1f s" % record["finished"]["t"]
     message = record["finished"]["message"]
     assert details["dead_endpoint"] in message and "installer" in message, message
     assert "\n" not in message.strip() and "Traceback" not in message
     assert record["state"][0] == "not running"
     assert [item["name"] for item in record["after"]["layers"]] == [
         item["name"] for item in record["before"]["layers"]], "a result layer was left behind"
-    assert record["max_ui_gap_s"] < 1.5
+    assert record["max_ui_gap_s"] < UI_STALL_S
 
 
 # ---- failures: what the artist sees, and what is left of the document ---------------------------
@@ -379,7 +396,7 @@ def test_a_job_the_engine_fails_shows_why_and_leaves_the_document_as_it_was(krit
     assert record["status_text"] == message, "the docker shows %r" % record["status_text"]
     assert record["paints"] == [], "nothing may be painted before the engine refuses"
     assert_document_unchanged(record["before"], record["after"])
-    assert not record["busy_after"] and record["max_ui_gap_s"] < 1.5
+    assert not record["busy_after"] and record["max_ui_gap_s"] < UI_STALL_S
     assert record["engine_state"][0] == "connected", "a failed job does not lose the engine"
     again = record["again"]
     assert again["finished"]["outcome"] == "done", again["finished"]
@@ -398,7 +415,7 @@ def test_a_damaged_weights_file_fails_the_auto_start_clearly(krita):
     assert [state for state, _ in record["states"]] == ["starting", "not running"], record["states"]
     assert record["state_text"].startswith("Engine: not running ("), record["state_text"]
     assert_document_unchanged(case(krita, "engine_faults")["before"], record["after"])
-    assert not record["busy_after"] and record["max_ui_gap_s"] < 1.5
+    assert not record["busy_after"] and record["max_ui_gap_s"] < UI_STALL_S
 
 
 def test_an_engine_killed_mid_job_is_reported_and_keeps_the_preview_as_incomplete(krita):
@@ -407,14 +424,14 @@ def test_an_engine_killed_mid_job_is_reported_and_keeps_the_preview_as_incomplet
     assert [state for state, _ in record["states_before_kill"]] == ["starting", "connected"], \
         "with good weights the next Apply starts the engine"
     assert record["finished_in_time"] and record["finished"]["outcome"] == "error", record["finished"]
-    assert record["kill_to_finished_s"] < 30, record["kill_to_finished_s"]
+    assert record["kill_to_finished_s"] < KILL_NOTICED_S, record["kill_to_finished_s"]
     message = record["finished"]["message"]
     assert message.startswith('Layer "Paint" could not be stylized: the engine on ipc://'), message
     assert_one_readable_sentence(message, "stopped answering", "crashed",
                                  'the last preview is kept as layer "Paint – Starry (incomplete)"')
     assert record["status_text"] == message
     assert record["engine_state"][0] == "not running" and record["state_text"].startswith("Engine: not running")
-    assert not record["busy_after"] and record["max_ui_gap_s"] < 1.5, record["max_ui_gap_s"]
+    assert not record["busy_after"] and record["max_ui_gap_s"] < UI_STALL_S, record["max_ui_gap_s"]
     before = case(krita, "engine_faults")["before"]
     after = record["after"]
     assert [item["name"] for item in layers(after)] == ["Background", "Paint", "Paint – Starry (incomplete)"]

@@ -40,7 +40,7 @@ from tests.support.engine_fixture import REPO, engine_env, running_engine, short
 from tests.support.proc_memory import peak_rss_kb, rss_kb
 
 RSS_BOUND_KIB = 64 * 1024        # decoding the 8000 x 8000 file alone would take ~800 MiB
-NOTICED_WITHIN_S = 30.0          # the client gives up after 5 s of silence; the rest is a loaded machine
+NOTICED_WITHIN_S = 60.0          # a hang, not a busy machine: normally the client's 5 s silence bound
 WEIGHTS_FAIL_WITHIN_S = 120.0    # a generous bound; measured 0.3 s (cheap checks) to ~6 s (TensorFlow's import)
 
 
@@ -273,6 +273,7 @@ def test_sigkill_under_several_clients_each_notices_and_autostart_recovers(fake_
             assert outcome is not None and outcome[0] == "lost", (index, outcome)
             assert "stopped answering" in outcome[1]
             waits.append(outcome[2] - killed_at[0])
+        print("SIGKILL noticed after %s s" % [round(w, 2) for w in waits + [idle_noticed]])
         assert max(waits + [idle_noticed]) < NOTICED_WITHIN_S, waits
         # As if the engine had died while writing its pidfile: a half-written one does not block the next.
         with open(_pidfile(home, endpoint), "w") as f:

@@ -252,7 +252,7 @@ def case_cancel(case, ctl, close_document=False):
         doc.close()
     else:
         ctl.cancel()
-    finished = wait_for(lambda: watcher.outcome is not None, 30)
+    finished = wait_for(lambda: watcher.outcome is not None, 60)
     out = {"ok": ok, "got_preview": bool(got_preview), "stop_to_finished_s": time.monotonic() - t0,
            "finished_in_time": finished, "before": before, "busy_after": ctl.is_busy()}
     if not close_document:
@@ -261,8 +261,13 @@ def case_cancel(case, ctl, close_document=False):
     else:
         out["document_open"] = any(d.name() == "ns_" + case["name"] for d in Krita.instance().documents())
     out.update(watcher.close())
-    wait_for(lambda: False, 0.5)   # let the engine settle before asking it
-    out["engine_status"] = engine_status()
+    status = [None]
+
+    def idle():
+        status[0] = engine_status()
+        return status[0].get("running") is None and status[0].get("queued") == 0
+    out["engine_idle_s"] = time.monotonic() - t0 if wait_for(idle, 60) else None   # from the cancel
+    out["engine_status"] = status[0]
     return out
 
 
@@ -380,7 +385,7 @@ def case_refusals(case, ctl):
         ctl.finished.connect(record)
         count = len(doc.topLevelNodes()) if doc is not None else 0
         ok = ctl.apply(doc, nodes, style_choice, settings or settings_for(case))
-        wait_for(lambda: bool(messages), 2)
+        wait_for(lambda: bool(messages), 30)   # a refusal comes at once; 30 s only bounds a hang
         ctl.finished.disconnect(record)
         out[label] = {"ok": ok, "messages": messages,
                       "layers_added": (len(doc.topLevelNodes()) - count) if doc is not None else 0}
