@@ -15,7 +15,7 @@ from PIL import Image
 
 from engine_server.cli.main import main
 from engine_server.core.colors import rgb_to_yiq
-from engine_server.core.png16 import read as read_png16
+from tests.support.png16 import read_png16
 
 SIZE = (64, 48)
 BASE = ["--size", "64", "--iterations", "6", "--seed", "3"]
