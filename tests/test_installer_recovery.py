@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from tests.support.skips import skip_or_fail
 from tests.test_installer_helpers import checkout, snapshot, user  # noqa: F401 (fixtures)
 
 DEAD_URL = "http://127.0.0.1:9/vgg19.h5"   # the discard port: nothing answers
@@ -103,8 +104,13 @@ def in_namespace(user, script, *args):
     return done
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
-                                reason="mounts (read-only bind, small tmpfs) need root")
+@pytest.fixture
+def root_for_mounts():
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        skip_or_fail("mounts (read-only bind, small tmpfs) need root and unshare")
+
+
+needs_root = pytest.mark.usefixtures("root_for_mounts")
 
 
 @needs_root
