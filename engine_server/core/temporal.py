@@ -116,3 +116,30 @@ def compensated_difference(previous_result, result, backward, weights):
     if count == 0:
         return float("nan")
     return float(np.sum(np.abs(np.asarray(result, np.float32) - warped) * mask) / count)
+
+
+class Sequence:
+    """The frames of one shot, in order: what each frame starts from and the term that holds it.
+
+        sequence = Sequence(weight)
+        for content in frames:                       # HxWx3 0..255, all at the working size
+            init, extra = sequence.prepare(content)  # (None, None) for the first frame
+            result = stylize(..., init_image=init, extra_loss=extra)
+            sequence.done(result)
+    """
+
+    def __init__(self, weight):
+        self.weight = float(weight)
+        self._previous = None          # (content, result) of the last frame
+        self._content = None
+
+    def prepare(self, content):
+        self._content = np.asarray(content, np.float32)
+        if self._previous is None:
+            return None, None
+        warped, weights = previous_into(self._previous[0], self._content, self._previous[1])
+        self.coverage = float(weights.mean())
+        return warped, (TemporalTerm(warped, weights, self.weight) if self.weight > 0 else None)
+
+    def done(self, result):
+        self._previous = (self._content, np.asarray(result, np.float32))

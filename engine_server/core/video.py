@@ -58,6 +58,9 @@ class VideoReader:
         if not 0 < self.fps < 1000:
             self.fps = DEFAULT_FPS
 
+    def close(self):
+        self._capture.release()
+
     def __iter__(self):
         cv2 = _cv2()
         read = 0
