@@ -113,10 +113,9 @@ def run_batch(args):
     import sys
 
     from .batch_run import Batch
-    from .stylize import check_engine_endpoint, stylize_options
+    from .stylize import stylize_options
 
     options, init_path = stylize_options(args)
-    check_engine_endpoint(args)
     if args.temporal_weight < 0 or args.temporal_weight != args.temporal_weight:
         raise InputError("--temporal-weight must be a number >= 0, got %g" % args.temporal_weight)
     if args.frame_iterations is not None and not 1 <= args.frame_iterations <= 10000:

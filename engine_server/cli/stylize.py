@@ -5,6 +5,7 @@ The option flags are built from shared/options.py (one table for CLI, protocol a
 the image files have been checked, so those errors come back at once.
 """
 
+import argparse
 import json
 import logging
 import os
@@ -55,18 +56,19 @@ def stylize_options(args):
     return options, init_path
 
 
-def check_engine_endpoint(args):
-    """`--engine photo.jpg style.jpg -o o.png` takes the photo as the endpoint: say how to write it."""
-    value = args.engine or ""
-    if value and os.path.splitext(value)[1].lower() in IMAGE_OR_VIDEO and "://" not in value:
-        raise InputError("--engine took %s as the engine's endpoint; write --engine=ENDPOINT (or --engine "
-                         "last, or before the sub-command's other flags) to use the default" % value)
+class EngineFlag(argparse.Action):
+    """`--engine photo.jpg style.jpg -o o.png` would take the photo as the endpoint: say how to write it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if value and os.path.splitext(value)[1].lower() in IMAGE_OR_VIDEO and "://" not in value:
+            parser.error("--engine took %s as the engine's endpoint; write --engine=ENDPOINT, or put a bare "
+                         "--engine after the files" % value)
+        setattr(namespace, self.dest, value)
 
 
 def run_stylize(args):
     options, init_path = stylize_options(args)
     check_output(args.output, args.bits16)
-    check_engine_endpoint(args)
     args.options, args.init_path = options, init_path
     if args.engine is not None:
         from . import remote
@@ -171,7 +173,7 @@ def add_stylize_flags(parser):
                         help="also write the image every N iterations (OUT_iterN.png beside the output)")
     parser.add_argument("--library", metavar="DIR", default=None,
                         help="style library folder for lib:NAME (default: the per-user one)")
-    parser.add_argument("--engine", nargs="?", const="", default=None, metavar="ENDPOINT",
+    parser.add_argument("--engine", nargs="?", const="", default=None, metavar="ENDPOINT", action=EngineFlag,
                         help="run on the background engine; give an endpoint as --engine=ENDPOINT (a bare "
                              "--engine uses the default endpoint)")
 
