@@ -58,7 +58,7 @@ def gatys(parts, options):
             + options["tv_weight"] * parts["tv_loss"])
 
 
-def run(model, frames, style, options, temporal_weight):
+def run(model, frames, style, options, temporal_weight, frame_iterations=None):
     """[(result, [Gatys loss after each iteration])] for each frame; temporal_weight None: independent."""
     from engine_server.core.stylize import StyleInput, stylize
     from engine_server.core.temporal import Sequence
@@ -70,7 +70,10 @@ def run(model, frames, style, options, temporal_weight):
     for content in frames:
         curve = []
         init, extra = sequence.prepare(content) if temporal_weight is not None else (None, None)
-        result = stylize(model, content, [StyleInput(style, key="s")], options, gram_cache=cache,
+        frame_options = options
+        if init is not None:          # as batch --frames: one scale, --frame-iterations
+            frame_options = {**options, "scales": 1, "iterations": frame_iterations or options["iterations"]}
+        result = stylize(model, content, [StyleInput(style, key="s")], frame_options, gram_cache=cache,
                          init_image=init, extra_loss=extra,
                          on_progress=lambda progress: curve.append(gatys(progress_parts(progress), options)))
         sequence.done(result)
@@ -117,7 +120,9 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--shift", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=60)
-    parser.add_argument("--temporal-weights", default="0,0.3,1,3")
+    parser.add_argument("--temporal-weights", default="0,300,1000,3000,10000")
+    parser.add_argument("--frame-iterations", default="",
+                        help="also run the default weight (1000) with these iterations for frames 2.. (e.g. 20,30)")
     args = parser.parse_args(argv)
     weights = args.weights
     if not weights:
@@ -135,10 +140,13 @@ def main(argv=None):
     rows = []
     cases = [("independent", None)] + [("frames, temporal weight %g" % float(w), float(w))
                                        for w in args.temporal_weights.split(",") if w.strip()]
+    cases += [("frames, temporal weight 1000, %s iterations after the first" % n, 1000.0, int(n))
+              for n in args.frame_iterations.split(",") if n.strip()]
     first_loss = None
-    for label, weight in cases:
+    for case in cases:
+        label, weight, frame_iterations = (case + (None,))[:3]
         started = time.monotonic()
-        out = run(model, frames, style, options, weight)
+        out = run(model, frames, style, options, weight, frame_iterations)
         seconds = time.monotonic() - started
         results = [result for result, _ in out]
         curves = [curve for _, curve in out]
@@ -151,6 +159,13 @@ def main(argv=None):
                "iterations_to_first_loss": reach, "seconds": round(seconds, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
+    from engine_server.core.temporal import optical_flow
+
+    started = time.monotonic()
+    for _ in range(20):
+        optical_flow(frames[0], frames[1])
+    print("\nDIS flow, %dx%d: %.1f ms per flow (mean of 20)" % (args.size, args.size,
+                                                              (time.monotonic() - started) / 20 * 1000))
     base = rows[0]["flicker_true"]
     print("\n| case | flicker (true motion) | ratio vs independent | flicker (DIS flow, masked) | later frames: "
           "iterations to the first frame's loss | s |")

@@ -186,6 +186,28 @@ def test_ctrl_c_writes_the_image_so_far_and_says_where(inputs, fake_weights, tmp
     assert Image.open(out).size == (48, 40)
 
 
+def test_ctrl_c_in_a_batch_keeps_what_is_done_and_the_picture_so_far(inputs, fake_weights, tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=REPO)
+    process = subprocess.Popen([sys.executable, "-m", "engine_server", "batch", str(inputs / "style.png"),
+                                str(inputs / "shot"), "-o", str(out), "--weights", fake_weights, "--frames",
+                                "--iterations", "3", "--frame-iterations", "5000", "--json"], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while True:
+            event = json.loads(process.stdout.readline())
+            if event["name"] == "f2":
+                break
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert stderr.startswith("interrupted at iteration ") and stderr.strip().endswith(
+        "/5000; the image so far is in %s; 1 earlier output(s) are in %s" % (out / "f2.png", out)), stderr
+    assert sorted(os.listdir(out)) == ["f1.png", "f2.png"]
+
+
 def test_a_library_style_by_name_and_an_unknown_one(inputs, fake_weights, tmp_path, capsys):
     from engine_server.library.style_library import StyleLibrary
 
@@ -215,10 +237,11 @@ def test_batch_through_a_running_engine_with_a_library_style(engine, inputs, fak
     client.close()
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "engine_server", "batch", "lib:Starry", str(inputs / "a.png"),
-                           str(inputs / "b.jpg"), "-o", str(out), "--iterations", "2", "--engine=" + engine.endpoint],
+                           str(inputs / "b.jpg"), "-o", str(out), "--iterations", "2", "--save-every", "1",
+                           "--engine=" + engine.endpoint],
                           cwd=REPO, env=engine.env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert sorted(os.listdir(out)) == ["a.png", "b.png"]
+    assert sorted(os.listdir(out)) == ["a.png", "a_iter1.png", "a_iter2.png", "b.png", "b_iter1.png", "b_iter2.png"]
     refused = subprocess.run([sys.executable, "-m", "engine_server", "batch", "lib:Starry", str(inputs / "shot"),
                               "-o", str(out), "--frames", "--engine=" + engine.endpoint],
                              cwd=REPO, env=engine.env, capture_output=True, text=True, timeout=300)
