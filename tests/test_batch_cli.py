@@ -245,3 +245,16 @@ def test_batch_through_a_running_engine_with_a_library_style(engine, inputs, fak
                               "-o", str(out), "--frames", "--engine=" + engine.endpoint],
                              cwd=REPO, env=engine.env, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "--frames runs in this process" in refused.stderr
+
+
+def test_a_batch_shows_the_time_left_for_the_whole_batch():
+    import argparse
+
+    from engine_server.cli.batch_run import Batch
+
+    batch = Batch(argparse.Namespace(json=False, style="s.png"), {}, None, [], lambda message: None)
+    batch.clock = lambda: 50.0
+    batch.started = 0.0
+    batch.task = ("f3", 2, 4)                       # the third of four pictures, half done: 62.5 % of the batch
+    fields = batch.batch_eta({"iteration": 5, "iterations": 10, "eta_s": 3.0})
+    assert fields["eta_s"] == pytest.approx(50.0 * 0.375 / 0.625)

@@ -6,6 +6,8 @@ import os
 import sys
 import time
 
+from shared.progress import fraction
+
 from ..core.errors import Cancelled, EngineError, InputError
 from .batch import frame_path, output_path
 from .job_output import json_event, progress_printer, write_output
@@ -30,11 +32,24 @@ class Batch:
         self.index = 0
         self.written = 0
         printer, self.bar = progress_printer(args, sys.stderr)
-        self.printer = printer
+        self.task = ("", 0, 1)
+        self.clock = time.monotonic
+        self.started = None            # at the first iteration: the model's loading is not the batch's pace
         if printer is json_event:
             self.printer = lambda fields: json_event({**fields, "name": self.task[0], "task": self.task[1],
                                                       "tasks": self.task[2]})
-        self.task = ("", 0, 1)
+        else:
+            self.printer = None if printer is None else lambda fields: printer(self.batch_eta(fields))
+
+    def batch_eta(self, fields):
+        """The picture's progress, with the time left for the whole batch (at the speed so far)."""
+        if self.started is None:
+            self.started = self.clock() - float(fields.get("elapsed_s", 0.0))
+        done = fraction(fields, self.task[1], self.task[2])
+        if self.task[2] <= 1 or done <= 0:
+            return fields
+        elapsed = self.clock() - self.started
+        return {**fields, "eta_s": elapsed * (1.0 - done) / done}
 
     # ---------------------------------------------------------------- inputs
 
