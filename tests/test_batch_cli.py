@@ -197,6 +197,8 @@ def test_ctrl_c_in_a_batch_keeps_what_is_done_and_the_picture_so_far(inputs, fak
             event = json.loads(process.stdout.readline())
             if event["name"] == "f2":
                 break
+            if "written" in event:
+                assert event == {"written": str(out / "f1.png"), "name": "f1", "task": 0, "tasks": 3}
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     finally:

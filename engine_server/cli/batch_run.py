@@ -146,9 +146,15 @@ class Batch:
         if writer is not None:
             writer.write(result)
         self.written += 1
-        if not self.args.json:
+        self._announce(item.output)
+
+    def _announce(self, path):
+        """A written file: its path on stdout, or with --json {"written": path, "name", "task", "tasks"}."""
+        if self.args.json:
+            json_event({"written": path, "name": self.task[0], "task": self.task[1], "tasks": self.task[2]})
+        else:
             self._close_line()
-            print(item.output, flush=True)
+            print(path, flush=True)
 
     def _video_writer(self, unit, result, writer):
         if unit.kind != "video" or writer is not None:
@@ -160,8 +166,7 @@ class Batch:
     def _finish_video(self, unit, writer):
         if writer is not None:
             writer.close()
-            if not self.args.json:
-                print(writer.path, flush=True)
+            self._announce(writer.path)
 
     # ---------------------------------------------------------------- in this process
 
