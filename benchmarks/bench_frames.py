@@ -10,8 +10,8 @@ temporal term) and as a sequence (init from the warped previous result, temporal
 weight). Flicker: the mean absolute difference (0..255) between a result and the previous result
 shifted by the true motion, over the pixels both frames see (a 4-pixel border left out); the
 same after the DIS flow and its mask (core/temporal.py) is printed too. Iterations: how many a
-later frame needs until its Gatys loss (α content + β style + tv, without the temporal term)
-reaches the first frame's final one. Without --weights the seeded random test weights are used.
+later frame needs (counted overall, over its scales) until its Gatys loss at the full size
+(α content + β style + tv, without the temporal term) reaches the first frame's final one. Without --weights the seeded random test weights are used.
 """
 
 import argparse
@@ -75,7 +75,9 @@ def run(model, frames, style, options, temporal_weight, frame_iterations=None):
             frame_options = {**options, "scales": 1, "iterations": frame_iterations or options["iterations"]}
         result = stylize(model, content, [StyleInput(style, key="s")], frame_options, gram_cache=cache,
                          init_image=init, extra_loss=extra,
-                         on_progress=lambda progress: curve.append(gatys(progress_parts(progress), options)))
+                         on_progress=lambda progress: curve.append(
+                             (progress.iteration, gatys(progress_parts(progress), options))
+                             if progress.scale == progress.scales - 1 else (progress.iteration, None)))
         sequence.done(result)
         out.append((result, curve))
     return out
@@ -107,9 +109,10 @@ def flicker_flow(frames, results):
 
 
 def iterations_to_reach(curve, target):
-    for index, value in enumerate(curve):
-        if value <= target:
-            return index + 1
+    """The first iteration (overall) whose loss, at the final scale, is <= target."""
+    for iteration, value in curve:
+        if value is not None and value <= target:
+            return iteration
     return None
 
 
@@ -151,11 +154,12 @@ def main(argv=None):
         results = [result for result, _ in out]
         curves = [curve for _, curve in out]
         if first_loss is None:
-            first_loss = curves[0][-1]
+            first_loss = curves[0][-1][1]
         reach = [iterations_to_reach(curve, first_loss) for curve in curves[1:]]
         row = {"case": label, "flicker_true": float(np.mean(flicker_true(results, args.shift))),
                "flicker_flow": float(np.mean(flicker_flow(frames, results))),
-               "first_frame_loss": curves[0][-1], "later_final_loss_mean": float(np.mean([c[-1] for c in curves[1:]])),
+               "first_frame_loss": curves[0][-1][1],
+               "later_final_loss_mean": float(np.mean([c[-1][1] for c in curves[1:]])),
                "iterations_to_first_loss": reach, "seconds": round(seconds, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
