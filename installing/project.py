@@ -28,7 +28,7 @@ TENSORFLOW_VERSION = "2.21.0"
 # The versions the test suite ran with (Python 3.11). pyproject.toml holds the lower bounds;
 # the installer pins exactly so every machine gets the tested set. TensorFlow is added per platform.
 PINNED = ["keras==3.15.1", "numpy==2.4.6", "pillow==13.0.0", "pyzmq==27.3.0", "msgpack==1.2.4",
-          "h5py==3.14.0"]
+          "h5py==3.14.0", "opencv-python-headless==5.0.0.93"]
 TEST_PINNED = ["pytest==9.0.3", "hypothesis==6.155.2"]
 EDITOR_DEPS = ["pyzmq==27.3.0", "msgpack==1.2.4"]   # what the plugins' client needs inside the editor
 ENGINE_PYTHON = ((3, 11), (3, 13))                  # TensorFlow 2.21 + the pins above

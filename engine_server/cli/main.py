@@ -15,7 +15,8 @@ from shared.paths import log_path
 
 from ..logs import setup_logging
 
-COMMAND_MODULES = ("engine_server.cli.stylize", "engine_server.cli.daemon_commands", "engine_server.cli.styles")
+COMMAND_MODULES = ("engine_server.cli.stylize", "engine_server.cli.batch", "engine_server.cli.daemon_commands",
+                   "engine_server.cli.styles")
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
 

@@ -5,15 +5,21 @@ The option flags are built from shared/options.py (one table for CLI, protocol a
 the image files have been checked, so those errors come back at once.
 """
 
+import argparse
 import json
 import logging
+import os
 import sys
 import time
 
 from shared.options import OPTIONS, OPTIONS_BY_NAME
 
+from ..core.errors import InputError
 from .job_output import check_output, progress_printer, write_output
 from .option_flags import LOSS_OPTIONS, add_option_flags, collect_options
+
+EXIT_INTERRUPTED = 130
+IMAGE_OR_VIDEO = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".mp4", ".mov", ".avi", ".mkv")
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +42,8 @@ def _load_model(args):
 
 # ---------------------------------------------------------------- stylize
 
-def run_stylize(args):
+def stylize_options(args):
+    """(validated options, --init image path or None) from the command line, as stylize and batch take them."""
     names = [option.name for option in OPTIONS if option.name != "init"]
     options = collect_options(args, names)
     init_path = None
@@ -44,35 +51,68 @@ def run_stylize(args):
         init_path = args.init
     elif args.init is not None:
         options["init"] = args.init
+    if args.save_every is not None and args.save_every < 1:
+        raise InputError("--save-every must be a positive number of iterations, got %d" % args.save_every)
+    return options, init_path
+
+
+class EngineFlag(argparse.Action):
+    """`--engine photo.jpg style.jpg -o o.png` would take the photo as the endpoint: say how to write it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if value and os.path.splitext(value)[1].lower() in IMAGE_OR_VIDEO and "://" not in value:
+            parser.error("--engine took %s as the engine's endpoint; write --engine=ENDPOINT, or put a bare "
+                         "--engine after the files" % value)
+        setattr(namespace, self.dest, value)
+
+
+def run_stylize(args):
+    options, init_path = stylize_options(args)
     check_output(args.output, args.bits16)
     args.options, args.init_path = options, init_path
     if args.engine is not None:
         from . import remote
         return remote.run(args)
 
-    content, alpha, styles = _load_images(args)
+    from ..core.images import fit_size, load_image, resize
+
+    content, alpha = load_image(args.content, "content image")
+    from .style_args import LocalStyles
+
+    styles = LocalStyles(args.styles, args.library)
     init_image = None
     if init_path is not None:
         from ..core.images import load_rgb
         init_image = load_rgb(init_path, "--init image")
-    from ..core.images import fit_size, resize
-
     if args.max_size is not None:       # --size: the output's longest side, upscaling if needed
         target = fit_size(content.shape[:2], options["max_size"])
         content = resize(content, target).clip(0, 255)
+    work_size = content.shape[:2] if max(content.shape[:2]) <= options["max_size"] \
+        else fit_size(content.shape[:2], options["max_size"])
     model = _load_model(args)
-    from ..core.stylize import StyleInput, stylize
+    from ..core.errors import Cancelled
+    from ..core.stylize import stylize
+    from .runner import JobWatch, ctrl_c_stops, interrupted_line
 
     log.info("stylize %s with %s -> %s; options %s", args.content, args.styles, args.output, options)
     printer, bar = progress_printer(args, sys.stderr)
+    watch = JobWatch(printer, args.output, args.save_every, alpha, args.bits16,
+                     finish=lambda image: resize(image, work_size).clip(0, 255))
     started = time.monotonic()
     try:
-        result = stylize(model, content, [StyleInput(style) for style in styles], options,
-                         on_progress=(lambda progress: printer(progress.fields())) if printer else None,
-                         init_image=init_image)
+        with ctrl_c_stops() as stop:
+            result = stylize(model, content, styles.inputs, options, on_progress=watch, should_cancel=stop,
+                             init_image=init_image, gram_cache=styles.gram_cache)
+    except Cancelled:
+        if bar is not None:
+            bar.close()
+            bar = None
+        print(interrupted_line(watch.keep_so_far()), file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if bar is not None:
             bar.close()
+        styles.gram_cache.flush()
     if alpha is not None:
         alpha = resize(alpha, result.shape[:2])
     write_output(args.output, result, alpha, args.bits16)
@@ -116,6 +156,28 @@ def run_losses(args):
 
 # ---------------------------------------------------------------- registration
 
+def add_stylize_flags(parser):
+    """The flags `stylize` and `batch` share."""
+    parser.add_argument("--weights", metavar="PATH", default=None,
+                        help="VGG-19 notop weights (.h5); default: $NEURAL_STYLE_WEIGHTS, then the installer's copy")
+    add_option_flags(parser, [option.name for option in OPTIONS if option.name != "init"])
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="what the convolutions compute in; auto: bfloat16 where the hardware has it "
+                             "natively, else float32 (docs/engine.md)")
+    parser.add_argument("--init", default=None, metavar="content|noise|PATH",
+                        help="starting image: the content (default), seeded noise, or an image file")
+    parser.add_argument("--16bit", dest="bits16", action="store_true", help="write 16-bit PNGs")
+    parser.add_argument("--json", action="store_true",
+                        help="write one JSON object per progress event on stdout")
+    parser.add_argument("--save-every", type=int, default=None, metavar="N",
+                        help="also write the image every N iterations (OUT_iterN.png beside the output)")
+    parser.add_argument("--library", metavar="DIR", default=None,
+                        help="style library folder for lib:NAME (default: the per-user one)")
+    parser.add_argument("--engine", nargs="?", const="", default=None, metavar="ENDPOINT", action=EngineFlag,
+                        help="run on the background engine; give an endpoint as --engine=ENDPOINT (a bare "
+                             "--engine uses the default endpoint)")
+
+
 def register(subparsers):
     stylize = subparsers.add_parser(
         "stylize", help="stylize an image file",
@@ -123,21 +185,10 @@ def register(subparsers):
                     "longest side is --size (without it: the content's, at most %d). The content's alpha "
                     "channel is carried through." % OPTIONS_BY_NAME["max_size"].default)
     stylize.add_argument("content", metavar="CONTENT")
-    stylize.add_argument("styles", metavar="STYLE", nargs="+")
+    stylize.add_argument("styles", metavar="STYLE", nargs="+", help="an image file, or lib:NAME (a library "
+                         "style by id or name)")
     stylize.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png for --16bit)")
-    stylize.add_argument("--weights", metavar="PATH", default=None,
-                         help="VGG-19 notop weights (.h5); default: $NEURAL_STYLE_WEIGHTS, then the installer's copy")
-    add_option_flags(stylize, [option.name for option in OPTIONS if option.name != "init"])
-    stylize.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
-                         help="what the convolutions compute in; auto: bfloat16 where the hardware has it "
-                              "natively, else float32 (docs/engine.md)")
-    stylize.add_argument("--init", default=None, metavar="content|noise|PATH",
-                         help="starting image: the content (default), seeded noise, or an image file")
-    stylize.add_argument("--16bit", dest="bits16", action="store_true", help="write a 16-bit PNG")
-    stylize.add_argument("--json", action="store_true",
-                         help="write one JSON object per progress event on stdout")
-    stylize.add_argument("--engine", nargs="?", const="", default=None, metavar="ENDPOINT",
-                         help="run the job on the background engine (default endpoint when none is given)")
+    add_stylize_flags(stylize)
     stylize.set_defaults(func=run_stylize)
 
     losses = subparsers.add_parser(

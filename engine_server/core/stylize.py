@@ -1,7 +1,7 @@
 """Gatys style transfer of one content image: targets, coarse-to-fine scales, the optimizer loop.
 
     stylize(model, content, [StyleInput(image, weight, key)], options,
-            on_progress=None, should_cancel=None, gram_cache=None, init_image=None)
+            on_progress=None, should_cancel=None, gram_cache=None, init_image=None, extra_loss=None)
       -> float32 HxWx3 RGB 0..255 at the working size (longest side <= options["max_size"])
 
 See docs/engine.md for the scales, the Gram rescaling and "preserve colors".
@@ -168,7 +168,7 @@ class _Targets:
 
 
 def stylize(model, content, styles, options, on_progress=None, should_cancel=None, gram_cache=None,
-            init_image=None):
+            init_image=None, extra_loss=None):
     """Optimize an image to have `content`'s content and the styles' style (see the module doc)."""
     options = {**defaults(), **dict(options or {})}
     started = time.monotonic()
@@ -228,6 +228,10 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
 
         def fun(flat, objective=objective, shape=shape):
             value, grad, parts = objective.evaluate(flat.reshape(shape))
+            if extra_loss is not None:   # a term on the pixels, e.g. core/temporal.py: image -> (value, grad, parts)
+                more, more_grad, more_parts = extra_loss(flat.reshape(shape))
+                value, grad = value + more, grad + more_grad
+                parts = {**parts, **more_parts, "total_loss": value}
             return value, grad, parts
 
         if options["optimizer"] == "adam":
