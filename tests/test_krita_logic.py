@@ -18,7 +18,7 @@ def plugin(tmp_path_factory):
     class Modules:
         pass
     modules = Modules()
-    for name in ("settings", "pixels", "region", "progress"):
+    for name in ("settings", "pixels", "region", "progress", "preview"):
         setattr(modules, name, importlib.import_module(root.__name__ + "." + name))
     modules.options = importlib.import_module(root.__name__ + ".shared.options")
     return modules
@@ -222,3 +222,51 @@ def test_plugin_stays_thin():
             text = open(os.path.join(folder, name), encoding="utf-8").read()
             assert not re.search(r"^\s*(import|from)\s+(numpy|tensorflow|PIL)\b", text, re.M), name
             assert not re.search(r"^\s*(import|from)\s+shared\b", text, re.M), name
+
+
+# ---- the live preview's pixels ------------------------------------------------------------
+
+def test_preview_reads_every_step_th_row_and_column_down_to_160_px(plugin):
+    pv = plugin.preview
+    assert pv.step_for(160, 90) == 1 and pv.step_for(161, 90) == 2 and pv.step_for(4000, 3000) == 25
+    assert pv.shrunk_size(4000, 3000, 25) == (160, 120)
+    assert list(pv.sampled_rows(7, 3)) == [0, 3, 6]
+    width, rows, size = 7, 3, 2     # 2 bytes per pixel: (column, row) in each pixel
+    data = bytes(v for row in range(rows) for x in range(width) for v in (x, row))
+    out = pv.pick_columns(data, width, rows, size, 3)
+    assert out == bytes(v for row in range(rows) for x in (0, 3, 6) for v in (x, row))
+    assert pv.pick_columns(data, width, rows, size, 1) == data
+
+
+def test_preview_display_pixels_are_rgba8_from_any_format(plugin):
+    pv = plugin.preview
+    assert pv.display_rgba8(bytes([10, 20, 30, 40]), 1, 1, 4, "u8") == bytes([10, 20, 30, 40])
+    assert pv.display_rgba8(bytes([7, 200]), 1, 1, 2, "u8") == bytes([7, 7, 7, 200])
+    assert pv.display_rgba8(bytes([9, 8, 7]), 1, 1, 3, "u8") == bytes([9, 8, 7, 255])
+    u16 = struct.pack("<4H", 65535, 0, 32768, 65535)
+    assert pv.display_rgba8(u16, 1, 1, 4, "u16") == bytes([255, 0, 128, 255])
+    f32 = struct.pack("<4f", 1.5, -0.2, 0.5, 1.0)
+    assert pv.display_rgba8(f32, 1, 1, 4, "f32") == bytes([255, 0, 128, 255])
+    # Linear light is encoded for the screen (0.2140 linear is sRGB 0.5); alpha is not.
+    linear = pv.display_rgba8(struct.pack("<4f", 0.2140, 0.0, 1.0, 0.5), 1, 1, 4, "f32", "linear")
+    assert abs(linear[0] - 128) <= 1 and linear[1:3] == bytes([0, 255]) and abs(linear[3] - 128) <= 1
+
+
+def test_preview_options_are_applys_at_the_preview_size(plugin):
+    s = plugin.settings
+    options = s.to_options(s.Settings(strength=80, detail=120, resolution_cap=1024, feather=8,
+                                      advanced={"optimizer": "adam"}))
+    preview = s.preview_options(options, 4)
+    assert preview["max_size"] == 160 and preview["feather"] == 2 and preview["preview_interval_s"] <= 0.5
+    assert {k: v for k, v in preview.items() if k not in ("max_size", "feather", "preview_interval_s")} == {
+        k: v for k, v in options.items() if k not in ("max_size", "feather", "preview_interval_s")}
+    assert s.preview_options(s.to_options(s.Settings(resolution_cap=64)), 1)["max_size"] == 64
+
+
+def test_advanced_shows_an_artists_words_beside_the_engine_names(plugin):
+    s = plugin.settings
+    assert s.layer_label("conv4_2") == "shapes (conv4_2)" and s.layer_label("conv1_1") == "finest strokes (conv1_1)"
+    assert s.choice_label("optimizer", "lbfgs") == "Careful (L-BFGS)"
+    assert s.choice_label("pooling", "avg") == "Soft (average)"
+    for name in s.ADVANCED_OPTIONS:
+        assert "_" not in s.advanced_label(name), name

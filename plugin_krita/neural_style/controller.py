@@ -5,63 +5,35 @@ scripts/tests drive it through apply(), cancel(), configure() and its signals. K
 only touched here, on the UI thread; the engine worker gets bytes.
 """
 
+import inspect
 import logging
 import os
+import time
 
-from PyQt5.QtCore import QObject, pyqtSignal
+from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from krita import Krita
 
-from .pixels import UnsupportedLayer, transfer_of, wire_format
+from .history import History
+from .layers import (MASK_TYPES, ApplyError, StyleChoice, is_open, layer_region, node_rect,  # noqa: F401 (API)
+                     read_layer)
+from .painter import BandPainter, timed
+from .pixels import UnsupportedLayer
+from .preview import sampled_rows, step_for
 from .progress import failure_text, fraction, progress_text
-from .region import Rect, incomplete_layer_name, job_region, result_layer_name, style_name_from_path
-from .settings import option_error_text, to_options
+from .region import incomplete_layer_name, result_layer_name
+from .settings import option_error_text, preview_options, to_options
+from .shared.explain import explain
 from .shared.options import OptionError
 from .shared.protocol import Pixels, StyleRef
-from .worker import LayerBytes, Task, start_worker
+from .payloads import LayerStyle, PreviewTask, Task
+from .worker import start_worker
 
 log = logging.getLogger("neural_style")
 
-MASK_TYPES = ("selectionmask", "transparencymask", "filtermask", "colorizemask", "transformmask")
-
-
-class ApplyError(ValueError):
-    """Apply cannot start; str() is one sentence for the artist."""
-
-
-class StyleChoice:
-    """What to stylize with: a library style, an image file, or a layer of an open document."""
-
-    def __init__(self, kind, name, path=None, style_id=None, node=None):
-        self.kind, self.name, self.path, self.style_id, self.node = kind, name, path, style_id, node
-
-    @classmethod
-    def file(cls, path, name=None):
-        return cls("file", name or style_name_from_path(path), path=path)
-
-    @classmethod
-    def library(cls, style_id, name):
-        return cls("library", name, style_id=style_id)
-
-    @classmethod
-    def layer(cls, node):
-        return cls("layer", node.name(), node=node)
-
-
-def node_rect(node) -> Rect:
-    bounds = node.bounds()
-    return Rect(bounds.x(), bounds.y(), bounds.width(), bounds.height())
-
-
-def read_layer(node, rect: Rect) -> LayerBytes:
-    """The layer's bytes in `rect` (converted later, by the worker); raises UnsupportedLayer."""
-    wire_format(node.name(), node.colorModel(), node.colorDepth())
-    return LayerBytes(bytes(node.pixelData(rect.x, rect.y, rect.width, rect.height)), rect.width, rect.height,
-                      node.colorModel(), node.colorDepth(), transfer_of(node.colorProfile()))
-
-
-def is_open(document) -> bool:
-    return document is not None and any(document == other for other in Krita.instance().documents())
+REFRESH_INTERVAL_S = 0.5           # previews: the canvas is recomposited at most this often
+ON_DEMAND_IDLE_TIMEOUT_S = 600.0    # an engine this plugin started exits after 10 idle minutes
+NOT_STARTED = ("not started", "it starts when you Apply, Preview or list the library")
 
 
 class _LayerJob:
@@ -73,27 +45,41 @@ class _LayerJob:
 
 
 class Controller(QObject):
-    state_changed = pyqtSignal(str, str)      # "starting" | "connected" | "not running", detail
+    state_changed = pyqtSignal(str, str)      # "not started" | "starting" | "connected" | "not running", detail
     styles_changed = pyqtSignal(list)         # library styles (dicts from client.list_styles())
     progress = pyqtSignal(float, str)         # 0..1 over the whole Apply, text with ETA
     layer_painted = pyqtSignal(object, bool)  # result Node, final
-    finished = pyqtSignal(str, str)           # "done" | "cancelled" | "error", message
+    finished = pyqtSignal(str, str)           # "done" | "cancelled" | "error", message (one sentence)
+    failure = pyqtSignal(str, str)            # a failed job (before its finished) or request: summary, details
     message = pyqtSignal(str)                 # a non-job request failed or succeeded (one sentence)
+    preview_changed = pyqtSignal(object, str, object)  # token, kind, (rgba8, w, h) | (summary, details) | None
+    history_changed = pyqtSignal()
 
     def __init__(self):
         super().__init__()
-        self.state = ("not connected", "")
+        self.state = NOT_STARTED
+        self.details = ""                     # the last failure's full text (the docker's "Details")
         self._config = {"endpoint": None, "autostart": True, "engine_command": None, "start_timeout": 30.0}
         self._document = None
         self._jobs = []
+        self._finish = None                   # (outcome, summary, details) waiting for the last paint
         self._closing = False
+        self._preview_token = 0
+        self.history = History()
+        self._painter = BandPainter()
+        self._last_refresh = 0.0
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.timeout.connect(self._refresh)
+        self._painter.painted.connect(self._on_painted)
         self._thread, self._worker = start_worker(self._client_factory())
         self._worker.state_changed.connect(self._on_state)
         self._worker.styles_listed.connect(self.styles_changed)
         self._worker.style_added.connect(self._on_style_added)
-        self._worker.request_failed.connect(lambda name, text: self.message.emit(text))
+        self._worker.request_failed.connect(self._on_request_failed)
         self._worker.task_event.connect(self._on_task_event)
         self._worker.batch_finished.connect(self._on_batch_finished)
+        self._worker.preview_event.connect(self._on_preview_event)
         notifier = Krita.instance().notifier()
         notifier.imageClosed.connect(self._check_document_open)
         notifier.viewClosed.connect(self._check_document_open)
@@ -104,30 +90,44 @@ class Controller(QObject):
         """Which engine to use (None: $NEURAL_STYLE_ENDPOINT, then the per-user default)."""
         self._config = {"endpoint": endpoint, "autostart": autostart, "engine_command": engine_command,
                         "start_timeout": start_timeout}
-        self.state = ("not connected", "")
+        self._on_state(*NOT_STARTED)
         self._worker.reconfigure(self._client_factory())
+
+    @property
+    def endpoint(self):
+        return self._config["endpoint"]
 
     def _client_factory(self):
         config = dict(self._config)
 
-        def make_client():   # runs in the worker thread
+        def make_client(autostart=None):   # runs in the worker thread
             from .shared.client import Client
-            kwargs = {"endpoint": config["endpoint"], "autostart": config["autostart"],
-                      "start_timeout": config["start_timeout"]}
+            kwargs = {"endpoint": config["endpoint"], "start_timeout": config["start_timeout"],
+                      "autostart": config["autostart"] if autostart is None else autostart}
+            if autostart is False:
+                kwargs["connect_timeout"] = 1.0
             if config["engine_command"] is not None:
                 kwargs["engine_command"] = config["engine_command"]
+            if "idle_timeout" in inspect.signature(Client).parameters:   # engines started on demand end by themselves
+                kwargs["idle_timeout"] = ON_DEMAND_IDLE_TIMEOUT_S
             return Client(**kwargs)
         return make_client
 
     def connect_engine(self):
         self._worker.post("connect")
 
-    def refresh_styles(self):
-        self._worker.post("list_styles")
+    def refresh_styles(self, start=True):
+        """List the library; with start=False only if an engine is already running (the docker
+        opening is not a request: it must not start an engine)."""
+        self._worker.post("list_styles", {"start": start})
 
     def _on_state(self, state, detail):
         self.state = (state, detail)
         self.state_changed.emit(state, detail)
+
+    def _on_request_failed(self, name, summary, details):
+        self.details = details
+        self.failure.emit(summary, details)
 
     # ---- the style library ---------------------------------------------------------------
     def save_layer_as_style(self, node, name):
@@ -152,12 +152,15 @@ class Controller(QObject):
         return bool(self._jobs)
 
     def apply(self, document, nodes, style, settings):
-        """Stylize `nodes` of `document`; False (and `finished("error", why)`) when it cannot start."""
+        """Stylize `nodes` of `document`; False (and `finished("error", why)`) when it cannot start.
+        While a job runs, a second Apply only says so (`message`): the running job keeps its Cancel."""
         if self._closing:
             return False
+        if self.is_busy():
+            self.message.emit("A Neural Style job is still running: wait for it or press Cancel.")
+            return False
+        self.details = ""
         try:
-            if self.is_busy():
-                raise ApplyError("A Neural Style job is still running: wait for it or press Cancel.")
             options = to_options(settings)
             tasks, jobs = self._prepare(document, nodes, style)
         except OptionError as error:
@@ -170,6 +173,7 @@ class Controller(QObject):
             parent = job.source.parentNode()
             parent.addChildNode(job.result, job.source)
         self._document, self._jobs = document, jobs
+        self._applied = (style, settings)
         self.progress.emit(0.0, "Starting…")
         self._worker.post("run", (tasks, options))
         return True
@@ -181,20 +185,12 @@ class Controller(QObject):
         if not nodes:
             raise ApplyError("Select the layer(s) to stylize in the Layers docker.")
         styles = [self._style_ref(style)]
-        canvas = Rect(0, 0, document.width(), document.height())
-        selection = document.selection()
-        selection_rect = None
-        if selection is not None and selection.width() > 0 and selection.height() > 0:
-            selection_rect = Rect(selection.x(), selection.y(), selection.width(), selection.height())
         tasks, jobs = [], []
         for node in nodes:
-            rect = job_region(node_rect(node), canvas, selection_rect)   # the soft edge lies inside
-            if rect is None:
-                raise ApplyError("Layer \"%s\" has no pixels %s." % (
-                    node.name(), "inside the selection" if selection_rect else "on the canvas"))
+            rect, selection = layer_region(document, node)
             image = read_layer(node, rect)
             mask = None
-            if selection_rect is not None:
+            if selection is not None:
                 mask = Pixels(rect.width, rect.height, 1, "u8",
                               bytes(selection.pixelData(rect.x, rect.y, rect.width, rect.height)))
             result = document.createNode(result_layer_name(node.name(), style.name), "paintlayer")
@@ -217,7 +213,7 @@ class Controller(QObject):
         rect = node_rect(style.node)
         if rect.width <= 0 or rect.height <= 0:
             raise ApplyError("The style layer \"%s\" is empty." % style.node.name())
-        return StyleRef.pixels(read_layer(style.node, rect).to_pixels(), name=style.node.name())
+        return LayerStyle(read_layer(style.node, rect), style.node.name())
 
     def cancel(self):
         """Stop the running Apply; result layers keep their last preview (empty ones are removed).
@@ -235,9 +231,14 @@ class Controller(QObject):
         if self._jobs and not is_open(self._document):
             log.info("the document of the running job was closed: cancelling")
             self._document = None
+            self._painter.clear()
             self._worker.cancel()
 
     def _on_task_event(self, index, key, kind, header, data):
+        with timed("a %s event" % kind):
+            self._task_event(key, kind, header, data)
+
+    def _task_event(self, key, kind, header, data):
         if self._closing or not self._jobs or key >= len(self._jobs):
             return
         job = self._jobs[key]
@@ -245,23 +246,54 @@ class Controller(QObject):
         if kind == "progress":
             done = fraction(header, key, len(self._jobs))
             self.progress.emit(done, progress_text(header, job.source.name(), key, len(self._jobs)))
-        if data is not None and kind in ("progress", "result"):
-            self._paint(job, data, final=kind == "result")
+        if data is not None and kind in ("progress", "result") and is_open(self._document):
+            self._painter.paint(key, job.result, job.rect, data, kind == "result")
 
-    def _paint(self, job, data, final):
-        if not is_open(self._document):
-            self._check_document_open()
+    def _on_painted(self, key, final):
+        if self._closing or key >= len(self._jobs) or not is_open(self._document):
             return
-        rect = job.rect
-        job.result.setPixelData(data, rect.x, rect.y, rect.width, rect.height)
+        job = self._jobs[key]
         job.painted = True
         job.final = job.final or final
-        self._document.refreshProjection()
+        wait = self._last_refresh + REFRESH_INTERVAL_S - time.monotonic()
+        if final:
+            self._document.refreshProjection()
+            self._last_refresh = time.monotonic()
+        elif wait <= 0:
+            self._refresh()
+        elif not self._refresh_timer.isActive():
+            self._refresh_timer.start(int(wait * 1000) + 1)
         self.layer_painted.emit(job.result, final)
+        if self._finish is not None and not self._painter.busy():
+            self._finish_batch(*self._finish)
 
-    def _on_batch_finished(self, outcome, message):
+    def _refresh(self):
+        """Show the painted pixels on the canvas. Krita's refreshProjection() recomposites the whole
+        image before it returns (on a busy CPU that can take a good part of a second), so previews
+        refresh the canvas at most every REFRESH_INTERVAL_S."""
+        self._refresh_timer.stop()
+        if not is_open(self._document):
+            return
+        if not self._document.tryBarrierLock():   # Krita is still updating: do not wait for it here
+            self._refresh_timer.start(100)
+            return
+        self._document.unlock()
+        with timed("refreshProjection"):
+            self._document.refreshProjection()
+        self._last_refresh = time.monotonic()
+
+    def _on_batch_finished(self, outcome, summary, details):
         if self._closing:
             return
+        if self._painter.busy() and is_open(self._document):
+            self._finish = (outcome, summary, details)   # the last picture is still being painted
+            return
+        self._finish_batch(outcome, summary, details)
+
+    def _finish_batch(self, outcome, summary, details):
+        self._finish = None
+        self._painter.clear()
+        self._refresh_timer.stop()
         jobs, document = self._jobs, self._document
         self._jobs, self._document = [], None
         kept = []
@@ -274,12 +306,54 @@ class Controller(QObject):
                     # for a finished result (a cancelled job keeps its name: the artist chose to stop).
                     job.result.setName(incomplete_layer_name(job.result.name()))
                     kept.append(job.result.name())
+            if jobs:
+                document.setActiveNode(jobs[0].source)   # Apply again stylizes the source, not the result
             document.refreshProjection()
+            if outcome == "done":
+                style, settings = self._applied
+                for job in jobs:
+                    self.history.add(document, job.result, job.source.name(), style, settings)
+                self.history_changed.emit()
+        message = summary
         if outcome == "error":
             failed = [job for job in jobs if job.started and not job.final]
-            message = failure_text(message, failed[0].source.name() if failed else None, kept)
+            # details is the engine's or the client's full message; Details shows it with the layer,
+            # what was kept, and where the log is.
+            self.details = explain(message=failure_text(details, failed[0].source.name() if failed else None,
+                                                         kept)).details
+            self.failure.emit(summary, self.details)
         self.progress.emit(1.0 if outcome == "done" else 0.0, message)
         self.finished.emit(outcome, message)
+
+    # ---- the live preview -------------------------------------------------------------------
+    def preview(self, document, node, style, settings):
+        """Preview `settings` on `node` (cut to the selection) at ≈160 px; returns its token, whose
+        pictures come as preview_changed(token, kind, picture). Raises ApplyError / OptionError /
+        UnsupportedLayer (with one sentence) when it cannot start."""
+        if document is None or node is None or node.type() in MASK_TYPES:
+            raise ApplyError("Select a layer to preview.")
+        options = to_options(settings)
+        rect, selection = layer_region(document, node)
+        step = step_for(rect.width, rect.height)
+        rows = sampled_rows(rect.height, step)
+        layer = read_layer(node, rect, rows)
+        mask_rows = None
+        if selection is not None:
+            mask_rows = b"".join(bytes(selection.pixelData(rect.x, rect.y + row, rect.width, 1)) for row in rows)
+        styles = [self._style_ref(style)]
+        self._preview_token += 1
+        self._worker.post_preview(PreviewTask(self._preview_token, layer, mask_rows, styles,
+                                              preview_options(options, step), step))
+        return self._preview_token
+
+    def stop_preview(self):
+        self._preview_token += 1
+        self._worker.post_preview(None)
+
+    def _on_preview_event(self, token, kind, picture):
+        if not self._closing and token == self._preview_token:
+            with timed("showing a preview"):
+                self.preview_changed.emit(token, kind, picture)
 
     def shutdown(self):
         """Krita is closing: cancel the job, stop the worker thread, then close its client.
@@ -291,6 +365,8 @@ class Controller(QObject):
             return
         self._closing = True
         self._jobs, self._document = [], None
+        self._painter.clear()
+        self._worker.post_preview(None)
         self._worker.cancel()
         self._thread.quit()
         if self._thread.wait(10000):

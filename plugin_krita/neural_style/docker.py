@@ -1,15 +1,19 @@
-"""The Neural Style docker: engine state, style chooser, settings, Apply / Cancel, progress."""
+"""The Neural Style docker: engine state, style chooser, live preview, settings, Apply / Cancel,
+progress, the result history."""
 
-from PyQt5.QtCore import Qt, QSize
+from PyQt5.QtCore import QSize, Qt, QTimer
 from PyQt5.QtGui import QIcon, QPixmap
-from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
-                             QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
-                             QPushButton, QSlider, QSpinBox, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QHBoxLayout, QLabel,
+                             QListWidget, QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSlider, QSpinBox,
+                             QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from krita import DockWidget, Krita
 
-from .controller import MASK_TYPES, StyleChoice, controller
-from .settings import ADVANCED_OPTIONS, Settings, from_json, to_json
+from .controller import controller
+from .docker_parts import EngineDialog, StatusLine, changed_signal, option_editor
+from .docker_preview import PREVIEW_DEBOUNCE_MS, LivePreview, active_target
+from .docker_styles import THUMB_PX, StyleSources
+from .settings import ADVANCED_OPTIONS, Settings, advanced_label, from_json, to_json
 from .shared.options import OPTIONS_BY_NAME
 
 DOCKER_ID = "neural_style_docker"
@@ -17,59 +21,7 @@ SETTINGS_GROUP = "neural_style"
 STYLE_SOURCES = ("Library", "Image file", "Layer")
 
 
-def all_layers():
-    """(label, node) for every layer of every open document, for the "Layer" style source."""
-    found = []
-
-    def walk(document, nodes, prefix):
-        for node in nodes:
-            if node.type() in MASK_TYPES:
-                continue
-            found.append(("%s ▸ %s%s" % (document.name() or "Untitled", prefix, node.name()), node))
-            walk(document, node.childNodes(), prefix + node.name() + " ▸ ")
-    for document in Krita.instance().documents():
-        walk(document, document.topLevelNodes(), "")
-    return found
-
-
-def _option_editor(option):
-    """A control for one advanced option, built from its row in the option table."""
-    if option.kind == "int":
-        editor = QSpinBox()
-        editor.setRange(int(option.minimum), int(min(option.maximum, 2**31 - 1)))
-        editor.setValue(option.default)
-        return editor, editor.value, editor.setValue
-    if option.kind == "float":
-        editor = QDoubleSpinBox()
-        editor.setDecimals(6)
-        editor.setRange(option.minimum, option.maximum)
-        editor.setValue(option.default)
-        return editor, editor.value, editor.setValue
-    if option.kind == "bool":
-        editor = QCheckBox()
-        editor.setChecked(option.default)
-        return editor, editor.isChecked, editor.setChecked
-    if option.kind == "choice":
-        editor = QComboBox()
-        editor.addItems(option.choices)
-        editor.setCurrentText(option.default)
-        return editor, editor.currentText, editor.setCurrentText
-    editor = QLineEdit()   # str, layers, floats: comma-separated text
-    as_text = (lambda value: ", ".join(str(item) for item in value)) if option.kind != "str" else str
-    editor.setText(as_text(option.default))
-    if option.kind == "str":
-        return editor, editor.text, lambda value: editor.setText(str(value))
-    convert = str if option.kind == "layers" else float
-
-    def read():
-        try:
-            return [convert(part.strip()) for part in editor.text().split(",") if part.strip()]
-        except ValueError:
-            return editor.text()   # the option table's validation names the field
-    return editor, read, lambda value: editor.setText(as_text(value))
-
-
-class NeuralStyleDocker(DockWidget):
+class NeuralStyleDocker(StyleSources, LivePreview, DockWidget):
     def __init__(self):
         super().__init__()
         self.setWindowTitle("Neural Style")
@@ -77,21 +29,35 @@ class NeuralStyleDocker(DockWidget):
         self._layers = []
         self._advanced = {}
         self._shown_once = False
-        root = QWidget(self)
+        self._preview_target = None
+        root = QWidget()
         layout = QVBoxLayout(root)
 
         state_row = QHBoxLayout()
-        self.state_label = QLabel("Engine: not connected")
+        self.state_label = QLabel("")
         self.state_label.setWordWrap(True)
         self.connect_button = QPushButton("Connect")
         self.connect_button.clicked.connect(self.controller.connect_engine)
+        self.settings_button = QToolButton()
+        self.settings_button.setText("Settings…")
+        self.settings_button.setToolTip("Where the style engine runs")
+        self.settings_button.clicked.connect(self.open_engine_settings)
         state_row.addWidget(self.state_label, 1)
         state_row.addWidget(self.connect_button)
+        state_row.addWidget(self.settings_button)
         layout.addLayout(state_row)
 
+        source_row = QHBoxLayout()
         self.source_combo = QComboBox()
         self.source_combo.addItems(STYLE_SOURCES)
-        layout.addWidget(self.source_combo)
+        self.style_thumb = QLabel()
+        self.style_thumb.setFixedSize(THUMB_PX, THUMB_PX)
+        self.style_thumb.setAlignment(Qt.AlignCenter)
+        self.style_thumb.setFrameShape(QFrame.StyledPanel)
+        self.style_thumb.setToolTip("The chosen style")
+        source_row.addWidget(self.source_combo, 1)
+        source_row.addWidget(self.style_thumb)
+        layout.addLayout(source_row)
         self.source_stack = QStackedWidget()
         self.source_stack.addWidget(self._library_page())
         self.source_stack.addWidget(self._file_page())
@@ -99,27 +65,8 @@ class NeuralStyleDocker(DockWidget):
         self.source_combo.currentIndexChanged.connect(self._source_changed)
         layout.addWidget(self.source_stack)
 
-        form = QFormLayout()
-        self.strength = QSlider(Qt.Horizontal)
-        self.strength.setRange(0, 100)
-        self.strength.setToolTip("How much style versus how much of the layer's content")
-        self.detail = QSpinBox()
-        self.detail.setRange(1, int(OPTIONS_BY_NAME["iterations"].maximum))
-        self.detail.setToolTip(OPTIONS_BY_NAME["iterations"].help)
-        self.resolution = QSpinBox()
-        self.resolution.setRange(int(OPTIONS_BY_NAME["max_size"].minimum), int(OPTIONS_BY_NAME["max_size"].maximum))
-        self.resolution.setSuffix(" px")
-        self.resolution.setToolTip(OPTIONS_BY_NAME["max_size"].help)
-        self.preserve_colors = QCheckBox()
-        self.style_scale = QDoubleSpinBox()
-        self.style_scale.setRange(OPTIONS_BY_NAME["style_scale"].minimum, OPTIONS_BY_NAME["style_scale"].maximum)
-        self.style_scale.setSingleStep(0.1)
-        form.addRow("Strength", self.strength)
-        form.addRow("Detail (iterations)", self.detail)
-        form.addRow("Resolution cap", self.resolution)
-        form.addRow("Preserve colors", self.preserve_colors)
-        form.addRow("Style scale", self.style_scale)
-        layout.addLayout(form)
+        layout.addLayout(self._preview_box())
+        layout.addLayout(self._main_form())
 
         self.advanced_toggle = QToolButton()
         self.advanced_toggle.setText("Advanced")
@@ -143,137 +90,123 @@ class NeuralStyleDocker(DockWidget):
         layout.addLayout(buttons)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.setFormat("%p%")
         layout.addWidget(self.progress_bar)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLine()
         layout.addWidget(self.status)
+
+        layout.addWidget(QLabel("Results of this image (click to use their settings again):"))
+        self.history_list = QListWidget()
+        self.history_list.setViewMode(QListWidget.IconMode)
+        self.history_list.setIconSize(QSize(THUMB_PX, THUMB_PX))
+        self.history_list.setResizeMode(QListWidget.Adjust)
+        self.history_list.setMaximumHeight(THUMB_PX * 2 + 24)
+        self.history_list.itemClicked.connect(self.restore_history_item)
+        layout.addWidget(self.history_list)
         layout.addStretch(1)
-        self.setWidget(root)
+        scroll = QScrollArea()           # a small docker scrolls; its controls are never squashed
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(root)
+        self.setWidget(scroll)
+
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(PREVIEW_DEBOUNCE_MS)
+        self._preview_timer.timeout.connect(self.run_preview)
+        self._target_timer = QTimer(self)       # Krita has no "active layer changed" signal
+        self._target_timer.setInterval(700)
+        self._target_timer.timeout.connect(self._check_target)
 
         self.controller.state_changed.connect(self._show_state)
         self.controller.styles_changed.connect(self._show_styles)
         self.controller.progress.connect(self._show_progress)
         self.controller.finished.connect(self._finished)
         self.controller.message.connect(self.status.setText)
+        self.controller.failure.connect(self._show_failure)
+        self.controller.preview_changed.connect(self._show_preview)
+        self.controller.history_changed.connect(self.show_history)
         self.set_settings(from_json(Krita.instance().readSetting(SETTINGS_GROUP, "settings", "{}")))
+        self._connect_changes()
+        saved = Krita.instance().readSetting(SETTINGS_GROUP, "endpoint", "")
+        if saved and saved != self.controller.endpoint:
+            self.controller.configure(endpoint=saved)
         self._show_state(*self.controller.state)
-
-    # ---- style sources -------------------------------------------------------------------
-    def _library_page(self):
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.library_list = QListWidget()
-        self.library_list.setViewMode(QListWidget.IconMode)
-        self.library_list.setIconSize(QSize(64, 64))
-        self.library_list.setResizeMode(QListWidget.Adjust)
-        self.library_list.setMinimumHeight(90)
-        row = QHBoxLayout()
-        refresh = QPushButton("Refresh")
-        refresh.clicked.connect(self.controller.refresh_styles)
-        save = QPushButton("Save this layer as a style…")
-        save.clicked.connect(self.save_active_layer)
-        row.addWidget(refresh)
-        row.addWidget(save)
-        layout.addWidget(self.library_list)
-        layout.addLayout(row)
-        return page
-
-    def _file_page(self):
-        page = QWidget()
-        row = QHBoxLayout(page)
-        row.setContentsMargins(0, 0, 0, 0)
-        self.file_edit = QLineEdit()
-        self.file_edit.setPlaceholderText("style image (PNG, JPEG…)")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row.addWidget(self.file_edit, 1)
-        row.addWidget(browse)
-        return page
-
-    def _layer_page(self):
-        page = QWidget()
-        row = QHBoxLayout(page)
-        row.setContentsMargins(0, 0, 0, 0)
-        self.layer_combo = QComboBox()
-        refresh = QPushButton("Refresh")
-        refresh.clicked.connect(self._refresh_layers)
-        row.addWidget(self.layer_combo, 1)
-        row.addWidget(refresh)
-        return page
-
-    def _source_changed(self, index):
-        self.source_stack.setCurrentIndex(index)
-        if index == 0:
-            self.controller.refresh_styles()
-        elif index == 2:
-            self._refresh_layers()
-
-    def _browse(self):
-        path, _ = QFileDialog.getOpenFileName(self, "Style image", self.file_edit.text(),
-                                              "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff)")
-        if path:
-            self.file_edit.setText(path)
-
-    def _refresh_layers(self):
-        self._layers = all_layers()
-        self.layer_combo.clear()
-        self.layer_combo.addItems([label for label, _ in self._layers])
-
-    def _show_styles(self, styles):
-        self.library_list.clear()
-        for style in styles:
-            info = style if isinstance(style, dict) else getattr(style, "__dict__", {})
-            item = QListWidgetItem(str(info.get("name", "?")))
-            thumbnail = info.get("thumbnail_png")
-            if thumbnail:
-                pixmap = QPixmap()
-                pixmap.loadFromData(bytes(thumbnail), "PNG")
-                item.setIcon(QIcon(pixmap))
-            item.setData(Qt.UserRole, (str(info.get("id")), str(info.get("name", "?"))))
-            self.library_list.addItem(item)
-
-    def style_choice(self):
-        """The chosen style, or None (Apply then says what to choose)."""
-        source = self.source_combo.currentIndex()
-        if source == 0:
-            item = self.library_list.currentItem()
-            return StyleChoice.library(*item.data(Qt.UserRole)) if item else None
-        if source == 1:
-            return StyleChoice.file(self.file_edit.text().strip()) if self.file_edit.text().strip() else None
-        index = self.layer_combo.currentIndex()
-        return StyleChoice.layer(self._layers[index][1]) if 0 <= index < len(self._layers) else None
-
-    def save_active_layer(self):
-        document = Krita.instance().activeDocument()
-        node = document.activeNode() if document else None
-        if node is None:
-            self.status.setText("Open an image and select the layer to save as a style.")
-            return
-        name, ok = QInputDialog.getText(self, "Save as style", "Style name:", text=node.name())
-        if ok and name.strip():
-            self.controller.save_layer_as_style(node, name.strip())
+        self._update_library_hint()
 
     # ---- settings ------------------------------------------------------------------------
+    def _main_form(self):
+        form = QFormLayout()
+        strength_row = QHBoxLayout()
+        self.strength = QSlider(Qt.Horizontal)
+        self.strength.setRange(0, 100)
+        self.strength.setToolTip("How much style versus how much of the layer's content")
+        self.strength_value = QLabel()
+        self.strength_value.setMinimumWidth(self.strength_value.fontMetrics().width("100") + 4)
+        self.strength.valueChanged.connect(lambda value: self.strength_value.setText(str(value)))
+        self.strength_ends = (QLabel("content"), QLabel("style"))
+        strength_row.addWidget(self.strength_ends[0])
+        strength_row.addWidget(self.strength, 1)
+        strength_row.addWidget(self.strength_ends[1])
+        strength_row.addWidget(self.strength_value)
+        self.detail = QSpinBox()
+        self.detail.setRange(1, int(OPTIONS_BY_NAME["iterations"].maximum))
+        self.detail.setToolTip(OPTIONS_BY_NAME["iterations"].help)
+        self.resolution = QSpinBox()
+        self.resolution.setRange(int(OPTIONS_BY_NAME["max_size"].minimum), int(OPTIONS_BY_NAME["max_size"].maximum))
+        self.resolution.setSuffix(" px")
+        self.resolution.setToolTip(OPTIONS_BY_NAME["max_size"].help)
+        self.preserve_colors = QCheckBox()
+        self.style_scale = QDoubleSpinBox()
+        self.style_scale.setRange(OPTIONS_BY_NAME["style_scale"].minimum, OPTIONS_BY_NAME["style_scale"].maximum)
+        self.style_scale.setSingleStep(0.1)
+        form.addRow("Strength", strength_row)
+        form.addRow("Detail (iterations)", self.detail)
+        form.addRow("Resolution cap", self.resolution)
+        form.addRow("Preserve colors", self.preserve_colors)
+        form.addRow("Style scale", self.style_scale)
+        return form
+
     def _advanced_box(self):
         box = QWidget()
         form = QFormLayout(box)
+        self._advanced_editors = []
         for name in ADVANCED_OPTIONS:
             option = OPTIONS_BY_NAME[name]
-            editor, read, write = _option_editor(option)
-            editor.setToolTip(option.help)
+            editor, read, write = option_editor(option)
+            editor.setToolTip("%s (engine option: %s)" % (option.help, name))
             self._advanced[name] = (read, write, option.default)
-            form.addRow(name.replace("_", " "), editor)
+            self._advanced_editors.append(editor)
+            form.addRow(advanced_label(name), editor)
         self.preview_interval = QDoubleSpinBox()
         self.preview_interval.setRange(0.1, 60.0)
         self.preview_interval.setSuffix(" s")
         self.feather = QSpinBox()
         self.feather.setRange(0, 256)
         self.feather.setSuffix(" px")
-        form.addRow("preview every", self.preview_interval)
-        form.addRow("selection soft edge", self.feather)
+        form.addRow("Show progress every", self.preview_interval)
+        form.addRow("Selection soft edge", self.feather)
         return box
+
+    def advanced_labels(self):
+        """{option name: the label the artist reads} (for tests and scripts)."""
+        form = self.advanced_box.layout()
+        labels = {}
+        for row, name in enumerate(ADVANCED_OPTIONS):
+            labels[name] = form.itemAt(row, QFormLayout.LabelRole).widget().text()
+        return labels
+
+    def _connect_changes(self):
+        editors = [self.strength, self.detail, self.resolution, self.preserve_colors, self.style_scale,
+                   self.feather] + self._advanced_editors
+        for editor in editors:
+            signal = changed_signal(editor)
+            if signal is not None:
+                signal.connect(self.schedule_preview)
+        self.library_list.currentItemChanged.connect(self._style_changed)
+        self.file_edit.editingFinished.connect(self._style_changed)
+        self.layer_combo.currentIndexChanged.connect(self._style_changed)
 
     def _toggle_advanced(self, shown):
         self.advanced_box.setVisible(shown)
@@ -292,6 +225,7 @@ class NeuralStyleDocker(DockWidget):
 
     def set_settings(self, settings):
         self.strength.setValue(int(round(settings.strength)))
+        self.strength_value.setText(str(self.strength.value()))
         self.detail.setValue(settings.detail)
         self.resolution.setValue(settings.resolution_cap)
         self.preserve_colors.setChecked(settings.preserve_colors)
@@ -301,43 +235,71 @@ class NeuralStyleDocker(DockWidget):
         self.preview_interval.setValue(settings.preview_interval_s)
         self.feather.setValue(settings.feather)
 
-    # ---- Apply / progress ----------------------------------------------------------------
+    def open_engine_settings(self, dialog=None):
+        """The settings dialog; `dialog` lets a script or test fill and accept it without exec_()."""
+        dialog = dialog or EngineDialog(self.controller.endpoint, self)
+        if dialog.result() == dialog.Accepted or dialog.exec_() == dialog.Accepted:
+            endpoint = dialog.endpoint()
+            Krita.instance().writeSetting(SETTINGS_GROUP, "endpoint", endpoint or "")
+            self.controller.configure(endpoint=endpoint)
+
+    # ---- Apply / progress / history ----------------------------------------------------------
     def apply(self):
-        window = Krita.instance().activeWindow()
-        view = window.activeView() if window else None
-        document = view.document() if view else None
-        nodes = view.selectedNodes() if view else []
-        if document is not None and not nodes and document.activeNode() is not None:
-            nodes = [document.activeNode()]
+        document, nodes = active_target()
         settings = self.settings()
         Krita.instance().writeSetting(SETTINGS_GROUP, "settings", to_json(settings))
-        if self.controller.apply(document, nodes, self.style_choice(), settings):
-            self.apply_button.setEnabled(False)
-            self.cancel_button.setEnabled(True)
+        self.controller.apply(document, nodes, self.style_choice(), settings)
+        self._sync_buttons()
+
+    def _sync_buttons(self):
+        busy = self.controller.is_busy()
+        self.apply_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
 
     def _show_state(self, state, detail):
-        text = "Engine: " + state + (" (%s)" % detail if detail else "")
-        self.state_label.setText(text)
+        self.state_label.setText("Engine: " + state + (" (%s)" % detail if detail else ""))
         self.connect_button.setText("Retry" if state == "not running" else "Connect")
         if state == "connected" and self.source_combo.currentIndex() == 0 and not self.library_list.count():
             self.controller.refresh_styles()
+        self._update_library_hint()
 
     def _show_progress(self, fraction, text):
         if fraction >= 0:
             self.progress_bar.setValue(int(fraction * 1000))
         self.status.setText(text)
+        self._sync_buttons()
+
+    def _show_failure(self, summary, details):
+        self.status.setText(summary, details)
 
     def _finished(self, outcome, message):
-        self.apply_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.status.setText(message)
+        self._sync_buttons()
+        self.status.setText(message, self.controller.details if outcome == "error" else "")
+
+    def show_history(self):
+        document = Krita.instance().activeDocument()
+        self.history_list.clear()
+        for entry in self.controller.history.entries(document):
+            item = QListWidgetItem(QIcon(QPixmap.fromImage(entry.thumbnail)), entry.label)
+            item.setToolTip("%s — strength %d, detail %d, resolution cap %d px" % (
+                entry.label, entry.settings.strength, entry.settings.detail, entry.settings.resolution_cap))
+            item.setData(Qt.UserRole, entry)
+            self.history_list.addItem(item)
+
+    def restore_history_item(self, item):
+        """Use the settings (and style) of an earlier result again."""
+        entry = item.data(Qt.UserRole)
+        self.set_settings(entry.settings)
+        self.set_style(entry.style)
+        self.status.setText("Settings of \"%s\" restored." % entry.label)
 
     def showEvent(self, event):
         super().showEvent(event)
-        if not self._shown_once:   # the first time the artist opens the docker: fill the library
+        if not self._shown_once:   # the docker opening lists the library only if an engine runs already
             self._shown_once = True
             if self.source_combo.currentIndex() == 0:
-                self.controller.refresh_styles()
+                self.controller.refresh_styles(start=False)
 
     def canvasChanged(self, canvas):
-        pass
+        self.show_history()
+        self.schedule_preview()

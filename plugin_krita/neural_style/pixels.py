@@ -33,6 +33,11 @@ def wire_format(layer_name: str, color_model: str, color_depth: str):
     return MODELS[color_model], DEPTHS[color_depth][0]
 
 
+def pixel_bytes(color_model: str, color_depth: str) -> int:
+    """Bytes per pixel in Krita's pixelData() for a supported model and depth."""
+    return MODELS[color_model] * DEPTHS[color_depth][1]
+
+
 def transfer_of(profile_name: str) -> str:
     """"linear" for linear-light profiles (Krita's default for 16-bit and float: *-g10.icc, scRGB)."""
     name = (profile_name or "").lower()

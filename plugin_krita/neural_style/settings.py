@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from .shared.options import (OPTIONS, OPTIONS_BY_NAME, strength_to_style_weight, style_weight_to_strength,
                              validate_option, validate_options)
+from .preview import PREVIEW_INTERVAL_S, PREVIEW_SIZE
 from .shared.protocol import EXTRA_OPTIONS_BY_NAME
 
 # Options the main controls stand for; everything else goes in the Advanced section.
@@ -73,6 +74,56 @@ def option_error_text(error) -> str:
     name = error.field.split(".", 1)[1] if error.field.startswith("options.") else error.field
     label = LABELS.get(name, "Advanced ▸ " + name.replace("_", " "))
     return error.message.replace(error.field, label, 1)
+
+
+def preview_options(options: dict, step: int) -> dict:
+    """The options of a preview job: Apply's options at the preview's working size (the layer read
+    every `step`-th pixel), with quick previews; everything else is what Apply will use."""
+    preview = dict(options)
+    preview["max_size"] = min(int(options["max_size"]), PREVIEW_SIZE)
+    preview["preview_interval_s"] = PREVIEW_INTERVAL_S
+    preview["feather"] = int(round(options.get("feather", 0) / float(step)))
+    return preview
+
+
+# What the Advanced section calls each option, and the engine's words for a choice or a VGG-19
+# layer, for an artist (the engine name stays visible in brackets, as in the option table's help).
+ADVANCED_LABELS = {
+    "content_layer": "Shapes kept from",
+    "style_layers": "Style taken from",
+    "style_layer_weights": "Weight of each",
+    "content_weight": "Content weight",
+    "style_weight": "Style weight",
+    "tv_weight": "Smoothness",
+    "style_blend_weights": "Blend of styles",
+    "pooling": "Texture",
+    "optimizer": "Method",
+    "learning_rate": "Step size (Fast)",
+    "init": "Start from",
+    "scales": "Coarse-to-fine steps",
+    "seed": "Random seed",
+}
+CHOICE_LABELS = {
+    "optimizer": {"lbfgs": "Careful (L-BFGS)", "adam": "Fast (Adam)"},
+    "pooling": {"max": "Crisp (max)", "avg": "Soft (average)"},
+    "init": {"content": "The layer (content)", "noise": "Noise"},
+}
+LAYER_WORDS = {"1": "finest strokes", "2": "fine texture", "3": "texture", "4": "shapes", "5": "large shapes"}
+
+
+def advanced_label(name: str) -> str:
+    return ADVANCED_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def choice_label(option_name: str, value: str) -> str:
+    return CHOICE_LABELS.get(option_name, {}).get(value, value)
+
+
+def layer_label(name: str) -> str:
+    """'conv4_2' -> 'shapes (conv4_2)'; an unknown name is shown as it is."""
+    if len(name) == 7 and name.startswith("conv") and name[4] in LAYER_WORDS:
+        return "%s (%s)" % (LAYER_WORDS[name[4]], name)
+    return name
 
 
 def to_json(settings: Settings) -> str:

@@ -16,7 +16,7 @@ import time
 import traceback
 
 from PyQt5.QtCore import QCoreApplication, QEventLoop, QTimer
-from PyQt5.QtWidgets import QMenu
+from PyQt5.QtWidgets import QMenu, QPushButton
 
 from krita import Extension, Krita, Selection
 
@@ -285,6 +285,7 @@ def case_no_engine(case, ctl):
     out = {"ok": ok, "apply_call_s": apply_s, "finished_in_time": finished, "before": before,
            "after": describe(doc), "state": list(ctl.state)}
     out.update(watcher.close())
+    out.update(docker_texts())
     doc.setModified(False)
     ctl.configure(endpoint=SCENARIO["endpoint"], autostart=False)
     return out
@@ -438,7 +439,8 @@ def docker_texts():
     """What the docker shows the artist: its status line and its engine state line."""
     from neural_style.extension import show_docker
     docker = show_docker()
-    return {"status_text": docker.status.text(), "state_text": docker.state_label.text()}
+    return {"status_text": docker.status.text(), "state_text": docker.state_label.text(),
+            "details_text": docker.status.details, "details_shown": docker.status.details_button.isVisibleTo(docker)}
 
 
 def engine_pid(endpoint):
@@ -586,6 +588,377 @@ def case_fidelity(case, ctl):
     return out
 
 
+# ---- the engine's life cycle, the live preview, the docker's rough edges, hitches (issues 15, 16) ----
+
+class PauseMeter:
+    """How long Qt's event loop paused: the gaps between the ticks of a 10 ms timer."""
+
+    def __init__(self, interval_ms=10):
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.gaps, self._last = [], None
+
+    def start(self):
+        self._last = time.monotonic()
+        self.timer.start()
+        return self
+
+    def _tick(self):
+        now = time.monotonic()
+        self.gaps.append(now - self._last)
+        self._last = now
+
+    def stop(self):
+        self.timer.stop()
+        gaps = sorted(self.gaps)
+        return {"max_pause_s": gaps[-1] if gaps else None, "ticks": len(gaps),
+                "p99_pause_s": gaps[min(len(gaps) - 1, int(len(gaps) * 0.99))] if gaps else None,
+                "over_100ms": sum(1 for gap in gaps if gap > 0.1)}
+
+
+def default_endpoint_report():
+    """Does an engine answer on the plugin's default endpoint (the one Krita would use)? Stops it if so."""
+    from neural_style.shared import endpoints
+    endpoint = endpoints.default_endpoint()
+    pid = engine_pid(endpoint)
+    error = shut_down_engine(endpoint) if pid else None
+    return {"endpoint": endpoint, "engine_pid": pid, "shutdown_error": error}
+
+
+def at_start_report(ctl):
+    """Krita has started and the docker is shown: the engine must not have been started for it."""
+    from neural_style.extension import show_docker
+    from neural_style.shared import paths
+    docker = show_docker()
+    wait_for(lambda: False, 4.0)   # the old plugin listed the library here, auto-starting the engine
+    out = {"state": list(ctl.state), "state_text": docker.state_label.text(),
+           "library_hint": docker.library_hint.text() if docker.library_hint.isVisibleTo(docker) else None,
+           "library_items": docker.library_list.count(), "engine_config": os.path.exists(paths.engine_config_path())}
+    out.update(default_endpoint_report())
+    if out["engine_config"]:
+        os.remove(paths.engine_config_path())   # the other cases configure their engine themselves
+    return out
+
+
+def started_engine(ctl, timeout=240):
+    wait_for(lambda: ctl.state[0] in ("connected", "not running"), timeout)
+    return list(ctl.state)
+
+
+def case_engine_on_demand(case, ctl):
+    """With the installer's engine.json and nothing else configured, browsing the library (Refresh)
+    starts the engine: a real request, unlike Krita starting or the docker opening."""
+    from neural_style.extension import show_docker
+    from neural_style.shared import paths
+    with open(paths.engine_config_path(), "w", encoding="utf-8") as f:
+        json.dump({"command": case["engine_command"]}, f)
+    try:
+        ctl.configure(endpoint=None, autostart=True, engine_command=None, start_timeout=case["start_timeout"])
+        docker = show_docker()
+        docker.source_combo.setCurrentIndex(0)
+        wait_for(lambda: False, 1.0)
+        out = {"state_before": list(ctl.state)}
+        out.update({"before_" + k: v for k, v in default_endpoint_report().items() if k == "engine_pid"})
+        refresh = [b for b in docker.library_list.parent().findChildren(QPushButton) if b.text() == "Refresh"]
+        refresh[0].click()
+        out["state_after"] = started_engine(ctl, case["start_timeout"])
+        out["state_text"] = docker.state_label.text()
+        out.update(default_endpoint_report())
+    finally:
+        os.remove(paths.engine_config_path())
+        ctl.configure(endpoint=SCENARIO["endpoint"], autostart=False)
+    return out
+
+
+def case_engine_lifecycle(case, ctl):
+    """A running, idle engine is killed (SIGKILL), then stopped (`shutdown`, what `engine_server stop`
+    sends): the docker notices within seconds, and the FIRST Apply after each starts a fresh engine."""
+    from neural_style.controller import StyleChoice
+    from neural_style.extension import show_docker
+    docker = show_docker()
+    endpoint = case["endpoint"]
+    ctl.configure(endpoint=endpoint, autostart=True, engine_command=case["engine_command"],
+                  start_timeout=case["start_timeout"])
+    style = StyleChoice.file(SCENARIO["style_image"], name="Starry")
+    doc, (background, layer) = make_document("ns_" + case["name"], "U8", 64, 64, ["Paint"])
+    out = {"pids": []}
+    ctl.connect_engine()
+    out["connected"] = started_engine(ctl, case["start_timeout"])
+    for how in ("killed", "stopped"):
+        pid = engine_pid(endpoint)
+        out["pids"].append(pid)
+        record = {"pid": pid}
+        t0 = time.monotonic()
+        if how == "killed":
+            os.kill(pid, 9)
+        else:
+            record["stop_error"] = shut_down_engine(endpoint)
+        record["noticed"] = wait_for(lambda: ctl.state[0] == "not running", 15)
+        record["noticed_s"] = time.monotonic() - t0
+        record["state_text"] = docker.state_label.text()
+        ok, apply_s, finished, watcher = run_apply(ctl, doc, [layer], style, dict(case, timeout=240))
+        record.update({"ok": ok, "finished_in_time": finished, "new_pid": engine_pid(endpoint)})
+        record.update(watcher.close())
+        out["pids"].append(record["new_pid"])
+        out[how] = record
+    out["layers"] = [node.name() for node in doc.topLevelNodes()]
+    doc.setModified(False)
+    ctl.configure(endpoint=SCENARIO["endpoint"], autostart=False)
+    shut_down_engine(endpoint)
+    out["pids"] = [pid for pid in out["pids"] if pid]
+    return out
+
+
+def activate(doc, layer):
+    view = Krita.instance().activeWindow().activeView()
+    wait_for(lambda: False, 0.5)
+    doc.setActiveNode(layer)
+    wait_for(lambda: [n.name() for n in view.selectedNodes()] == [layer.name()], 5)
+    return view
+
+
+def docker_with_file_style(docker, case):
+    docker.source_combo.setCurrentIndex(1)
+    docker.file_edit.setText(SCENARIO["style_image"])
+    docker.file_edit.editingFinished.emit()
+    docker.detail.setValue(case.get("iterations", 8))
+    docker.resolution.setValue(case.get("max_size", 64))
+    docker.preview_interval.setValue(case.get("preview_interval_s", 0.2))
+
+
+class PreviewWatcher:
+    def __init__(self, ctl):
+        self.ctl, self.events, self.t0 = ctl, [], time.monotonic()
+        ctl.preview_changed.connect(self._event)
+
+    def _event(self, token, kind, picture):
+        size = list(picture[1:]) if kind in ("source", "progress", "result") else None
+        self.events.append({"t": time.monotonic() - self.t0, "token": token, "kind": kind, "size": size,
+                            "text": list(picture) if kind == "error" and picture else None})
+
+    def first(self, kind, after=0.0, token=None):
+        for event in self.events:
+            if event["kind"] == kind and event["t"] >= after and (token is None or event["token"] == token):
+                return event
+        return None
+
+    def close(self):
+        self.ctl.preview_changed.disconnect(self._event)
+        return self.events
+
+
+def case_live_preview(case, ctl):
+    """Live preview in the docker: first picture, refinement, a debounced refresh after a change, and a
+    preview beside a running Apply (it goes first)."""
+    from neural_style.controller import StyleChoice
+    from neural_style.extension import show_docker
+    docker = show_docker()
+    doc, (background, layer) = make_document("ns_" + case["name"], "U8", 256, 192, ["Paint"])
+    activate(doc, layer)
+    docker_with_file_style(docker, case)
+    before = describe(doc)
+    watcher = PreviewWatcher(ctl)
+    meter = PauseMeter().start()
+    t0 = time.monotonic() - watcher.t0
+    docker.preview_check.setChecked(True)
+    done = wait_for(lambda: watcher.first("result") or watcher.first("error"), 120)
+    out = {"done": bool(done), "pauses": meter.stop()}
+    first = {kind: watcher.first(kind) for kind in ("source", "progress", "result", "error")}
+    out["first"] = {k: (dict(v, t=v["t"] - t0) if v else None) for k, v in first.items()}
+    out["progress_pictures"] = sum(1 for e in watcher.events if e["kind"] == "progress")
+    pixmap = docker.preview_label.pixmap()
+    out["label_pixmap"] = [pixmap.width(), pixmap.height()] if pixmap is not None and not pixmap.isNull() else None
+    out["preview_status"] = docker.preview_status.text()
+    # A change refreshes the preview by itself (debounced: three quick changes, one new preview).
+    token = watcher.events[-1]["token"] if watcher.events else 0
+    t1 = time.monotonic() - watcher.t0
+    for value in (70, 75, 80):
+        docker.strength.setValue(value)
+        wait_for(lambda: False, 0.05)
+    wait_for(lambda: any(e["token"] > token and e["kind"] == "result" for e in watcher.events), 120)
+    later = [e for e in watcher.events if e["token"] > token]
+    out["after_change"] = {"tokens": sorted(set(e["token"] for e in later)),
+                           "first_progress_s": next((e["t"] - t1 for e in later if e["kind"] == "progress"), None),
+                           "result": any(e["kind"] == "result" for e in later)}
+    # Beside a running Apply: the preview is not queued behind it.
+    apply_watch = JobWatcher(ctl, doc)
+    ok = ctl.apply(doc, [layer], StyleChoice.file(SCENARIO["style_image"], name="Starry"), settings_for(case["long"]))
+    wait_for(lambda: apply_watch.paints or apply_watch.outcome, 120)
+    token = watcher.events[-1]["token"] if watcher.events else 0
+    t2 = time.monotonic() - watcher.t0
+    docker.strength.setValue(40)
+    wait_for(lambda: any(e["token"] > token and e["kind"] in ("progress", "error") for e in watcher.events), 60)
+    beside = [e for e in watcher.events if e["token"] > token]
+    out["beside_apply"] = {"apply_ok": ok, "apply_running": apply_watch.outcome is None,
+                           "first_progress_s": next((e["t"] - t2 for e in beside if e["kind"] == "progress"), None)}
+    ctl.cancel()
+    wait_for(lambda: apply_watch.outcome is not None, 30)
+    out["beside_apply"]["apply_outcome"] = apply_watch.outcome
+    apply_watch.close()
+    docker.preview_check.setChecked(False)
+    wait_for(lambda: False, 0.5)
+    out["events"] = watcher.close()[-40:]
+    for node in doc.topLevelNodes():
+        if node.name() not in ("Background", "Paint"):
+            node.remove()
+    out["source_unchanged"] = describe(doc)["layers"][1]["pixels"] == before["layers"][1]["pixels"]
+    doc.setModified(False)
+    return out
+
+
+def case_rough_edges(case, ctl):
+    """The docker's rough edges: Strength's number and ends, the style's thumbnail, artist labels in
+    Advanced, the engine address dialog, a long message, the percentage, Apply again, the history,
+    and a second Apply while a job runs."""
+    from neural_style.docker_parts import EngineDialog
+    from neural_style.extension import show_docker
+    docker = show_docker()
+    out = {}
+    docker.strength.setValue(73)
+    out["strength"] = {"value_text": docker.strength_value.text(), "ends": [w.text() for w in docker.strength_ends]}
+    docker_with_file_style(docker, case)
+    thumb = docker.style_thumb.pixmap()
+    out["style_thumb"] = [thumb.width(), thumb.height()] if thumb is not None and not thumb.isNull() else None
+    out["advanced_labels"] = docker.advanced_labels()
+    editors = dict(zip(docker._advanced, docker._advanced_editors))
+    out["choice_texts"] = {name: editors[name].currentText() for name in ("content_layer", "optimizer", "pooling")}
+    out["settings_content_layer"] = docker.settings().advanced.get("content_layer", "default")
+    # The engine's address, in a settings dialog (kept in Krita's settings).
+    dialog = EngineDialog(ctl.endpoint, docker)
+    dialog.endpoint_edit.setText("nonsense")
+    dialog.accept()
+    out["bad_address"] = {"accepted": dialog.result() == dialog.Accepted, "error": dialog.error_label.text()}
+    dialog.endpoint_edit.setText(case["address"])
+    dialog.accept()
+    docker.open_engine_settings(dialog)
+    out["address"] = {"endpoint": ctl.endpoint,
+                      "saved": Krita.instance().readSetting("neural_style", "endpoint", "")}
+    Krita.instance().writeSetting("neural_style", "endpoint", "")
+    ctl.configure(endpoint=SCENARIO["endpoint"], autostart=False)
+    # A long message keeps to its lines; the controls keep their room.
+    wait_for(lambda: False, 0.3)
+    sizes = lambda: [docker.strength.height(), docker.detail.height(), docker.apply_button.height()]
+    out["sizes_before"] = sizes()
+    docker.status.setText("The engine could not read " + "a very long path/" * 25 + ".", "full text " * 40)
+    wait_for(lambda: False, 0.3)
+    out["sizes_after"] = sizes()
+    out["minimum_sizes"] = [docker.strength.minimumSizeHint().height(), docker.detail.minimumSizeHint().height(),
+                            docker.apply_button.minimumSizeHint().height()]
+    out["status_height"] = docker.status.label.height()
+    out["line_height"] = docker.status.label.fontMetrics().lineSpacing()
+    out["details_button"] = docker.status.details_button.isVisibleTo(docker)
+    # Apply, then Apply again: both stylize the source; the history keeps both with their settings.
+    doc, (background, sketch) = make_document("ns_" + case["name"], "U8", 64, 64, ["Sketch"])
+    view = activate(doc, sketch)
+    applied = []
+    for detail in (8, 12):
+        docker.detail.setValue(detail)
+        watcher = JobWatcher(ctl, doc)
+        docker.apply_button.click()
+        # Krita's Layers docker may make the new layer the active one (what the artist saw): try that
+        # (in this headless Krita setActiveNode on the new layer does not take: result_was_active).
+        wait_for(lambda: watcher.paints or watcher.outcome, 60)
+        results = [node for node in doc.topLevelNodes() if node.name() == "Sketch – style"]
+        if results:
+            doc.setActiveNode(results[-1])
+        activated = wait_for(lambda: doc.activeNode().name() == "Sketch – style", 3)
+        wait_for(lambda: watcher.outcome is not None, 120)
+        wait_for(lambda: [n.name() for n in view.selectedNodes()] == ["Sketch"], 3)
+        applied.append({"finished": watcher.outcome, "selected": [n.name() for n in view.selectedNodes()],
+                        "active": doc.activeNode().name(), "result_was_active": activated,
+                        "progress_text": docker.progress_bar.text()})
+        watcher.close()
+    out["applied"] = applied
+    out["layers"] = [node.name() for node in doc.topLevelNodes()]
+    out["history"] = [[docker.history_list.item(i).text(), not docker.history_list.item(i).icon().isNull()]
+                      for i in range(docker.history_list.count())]
+    docker.detail.setValue(99)
+    if docker.history_list.count():
+        oldest = docker.history_list.item(docker.history_list.count() - 1)
+        docker.history_list.itemClicked.emit(oldest)
+    out["restored_detail"] = docker.detail.value()
+    # A second Apply (the action) while a job runs: it says so, and Cancel stays.
+    docker.detail.setValue(case["long"]["iterations"])
+    watcher = JobWatcher(ctl, doc)
+    docker.apply_button.click()
+    wait_for(lambda: watcher.paints or watcher.outcome, 120)
+    messages = []
+    ctl.message.connect(messages.append)
+    Krita.instance().action("neural_style_apply").trigger()
+    status = docker.status.text()
+    wait_for(lambda: False, 0.3)
+    ctl.message.disconnect(messages.append)
+    out["second_apply"] = {"busy": ctl.is_busy(), "apply_enabled": docker.apply_button.isEnabled(),
+                           "cancel_enabled": docker.cancel_button.isEnabled(), "status": status,
+                           "messages": messages, "outcome": watcher.outcome}
+    docker.cancel_button.click()
+    wait_for(lambda: watcher.outcome is not None, 30)
+    out["second_apply"]["after_cancel"] = watcher.outcome
+    watcher.close()
+    docker.detail.setValue(8)
+    doc.setModified(False)
+    return out
+
+
+def case_hitches(case, ctl):
+    """Qt's event loop during a job: (control) the engine busy with another client's job while the
+    plugin is idle, then the plugin's own Apply with previews every 0.1 s on a larger layer, then the
+    live preview beside it."""
+    import subprocess
+    from neural_style.controller import StyleChoice
+    from neural_style.extension import show_docker
+    width, height = case["size"]
+    doc, (background, paint) = make_document("ns_" + case["name"], "U8", width, height, ["Paint"])
+    activate(doc, paint)
+    wait_for(lambda: False, 1.0)
+    out = {}
+
+    def control(name):
+        """The engine busy with another process's job, the plugin idle (the machine's own hiccups)."""
+        busy = subprocess.Popen(case["busy_command"] + [SCENARIO["endpoint"], SCENARIO["style_image"],
+                                                        str(case["seconds"] + 6), str(width), str(height),
+                                                        str(case["max_size"])],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            out[name + "_running"] = wait_for(lambda: (engine_status().get("running") is not None), 60)
+            wait_for(lambda: False, 1.0)
+            meter = PauseMeter().start()
+            wait_for(lambda: False, case["seconds"])
+            out[name] = meter.stop()
+        finally:
+            busy.wait(60)
+        wait_for(lambda: engine_status().get("running") is None, 30)
+
+    control("control")
+    watcher = JobWatcher(ctl, doc)
+    ok = ctl.apply(doc, [paint], StyleChoice.file(SCENARIO["style_image"], name="Starry"),
+                   settings_for(dict(case, iterations=10000)))
+    wait_for(lambda: watcher.paints or watcher.outcome, 120)
+    meter = PauseMeter().start()
+    wait_for(lambda: watcher.outcome is not None, case["seconds"])
+    out["apply"] = meter.stop()
+    out["apply"]["paints"] = len(watcher.paints)
+    docker = show_docker()
+    docker_with_file_style(docker, dict(case, iterations=200))
+    meter = PauseMeter().start()
+    docker.preview_check.setChecked(True)
+    wait_for(lambda: watcher.outcome is not None, case["seconds"])
+    out["apply_and_preview"] = meter.stop()
+    docker.preview_check.setChecked(False)
+    out["apply_ok"] = ok and watcher.outcome is None
+    ctl.cancel()
+    wait_for(lambda: watcher.outcome is not None, 30)
+    out.update(watcher.close())
+    control("control_after")   # the load on a shared machine changes: a control on each side
+    doc.setModified(False)
+    return out
+
+
+CASES_15_16 = {"engine_on_demand": case_engine_on_demand, "engine_lifecycle": case_engine_lifecycle,
+               "live_preview": case_live_preview, "rough_edges": case_rough_edges, "hitches": case_hitches}
+
+
 CASES = {"job_fails": case_job_fails, "engine_faults": case_engine_faults, "autostart": case_autostart, "two_layers": case_two_layers, "refusals": case_refusals, "library": case_library, "docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
          "cancel": case_cancel, "close_document": case_close_document, "no_engine": case_no_engine, "fidelity": case_fidelity}
 
@@ -595,12 +968,15 @@ def run_all():
     app = Krita.instance()
     app.setBatchmode(True)
     ctl = controller()
+    if SCENARIO.get("check_at_start"):
+        RESULTS["at_start"] = at_start_report(ctl)
+        save_results()
     ctl.configure(endpoint=SCENARIO["endpoint"], autostart=False)
     for case in SCENARIO["cases"]:
         started = time.monotonic()
         print("ns_test_driver: case %s" % case["name"], file=sys.stderr, flush=True)   # marks krita.log
         try:
-            result = CASES[case["kind"]](case, ctl)
+            result = dict(CASES, **CASES_15_16)[case["kind"]](case, ctl)
         except Exception:
             result = {"exception": traceback.format_exc()}
         result["duration_s"] = time.monotonic() - started

@@ -108,10 +108,18 @@ def _keep_initialised_profile(root, cache):
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def run_krita(root, scenario, timeout_s=300):
-    """Start Krita once with the driver running `scenario`; returns (results or None, details)."""
+def run_krita(root, scenario, timeout_s=300, engine_config=None):
+    """Start Krita once with the driver running `scenario`; returns (results or None, details).
+    `engine_config` (or the scenario's "engine_config"): the installer's engine.json to put in the
+    profile (a dict), as after an install."""
     krita, xvfb_run, timeout = krita_tools()
     env, cache = prepare_profile(root, krita)
+    engine_config = engine_config if engine_config is not None else scenario.get("engine_config")
+    if engine_config is not None:
+        folder = os.path.join(env["XDG_CONFIG_HOME"], "neural-style")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "engine.json"), "w", encoding="utf-8") as f:
+            json.dump(engine_config, f)
     results_path = os.path.join(root, "results.json")
     scenario = dict(scenario, results=results_path)
     scenario_path = os.path.join(root, "scenario.json")
@@ -122,14 +130,20 @@ def run_krita(root, scenario, timeout_s=300):
     command = [timeout, "-k", "10", str(timeout_s), xvfb_run, "-a", "-s", "-screen 0 1280x1024x24",
                krita, "--nosplash"]
     started = time.monotonic()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
-        try:
-            code = process.wait(timeout_s + 30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            code = process.wait()
+    for attempt in range(3):
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
+            try:
+                code = process.wait(timeout_s + 30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                code = process.wait()
+        # xvfb-run -a picks a free display number, but another session on this machine may take it
+        # between the pick and Xvfb's start: Krita then never ran, so run it again.
+        if os.path.exists(results_path) or "could not connect to display" not in _read(log_path):
+            break
+        time.sleep(1.0 + attempt)
     details = {"exit_code": code, "seconds": time.monotonic() - started, "log": log_path,
                "profile_cached": os.path.isdir(cache), "plugin_log": _read(os.path.join(
                    env["XDG_STATE_HOME"], "neural-style", "krita-plugin.log")),
