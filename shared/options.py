@@ -56,11 +56,14 @@ OPTIONS: Tuple[Option, ...] = (
     Option("content_layer", "str", "conv4_2", "VGG-19 layer for the content loss (conv4_2 or block4_conv2 style)"),
     Option("style_layers", "layers", ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
            "VGG-19 layers for the style loss"),
-    Option("style_layer_weights", "floats", (1.0, 2.0, 3.0, 4.0, 5.0),
+    Option("style_layer_weights", "floats", (1.0, 1.0, 1.0, 1.0, 1.0),
            "weight of each style layer (same count as style_layers)", 0.0, 1e6),
-    Option("content_weight", "float", 1.0, "alpha: weight of the content loss", 0.0, 1e12),
-    Option("style_weight", "float", 1e4, "beta: weight of the style loss", 0.0, 1e12),
+    Option("content_weight", "float", 5.0, "alpha: weight of the content loss", 0.0, 1e12),
+    Option("style_weight", "float", 100.0, "beta: weight of the style loss", 0.0, 1e12),
     Option("tv_weight", "float", 1e-3, "weight of the total-variation (smoothness) term", 0.0, 1e12),
+    Option("loss_normalization", "choice", "size",
+           "size: every loss term per position, the same balance at every size (jcjohnson/neural-style's "
+           "objective); seed: the lecture's raw sums", choices=("size", "seed")),
     Option("style_blend_weights", "floats", (), "blend weight of each style image (default: equal)", 0.0, 1e6),
     Option("style_scale", "float", 1.0, "style image's longest side = style_scale x the output's", 0.05, 8.0),
     Option("preserve_colors", "bool", False, "keep the content's colors, transfer luminance only"),
@@ -152,8 +155,7 @@ def validate_options(values: Any, field: str = "options") -> dict:
         merged[key] = validate_option(OPTIONS_BY_NAME[key], value, "%s.%s" % (field, key))
     layers = merged["style_layers"]
     if "style_layers" in values and "style_layer_weights" not in values:
-        # Deeper layers weigh more, as the lecture suggests: 1, 2, ..., n in the order given.
-        merged["style_layer_weights"] = tuple(float(i + 1) for i in range(len(layers)))
+        merged["style_layer_weights"] = (1.0,) * len(layers)      # equal, as the default
     weights = merged["style_layer_weights"]
     if len(weights) != len(layers):
         raise OptionError(field + ".style_layer_weights",
@@ -162,13 +164,14 @@ def validate_options(values: Any, field: str = "options") -> dict:
     return merged
 
 
-# The artists' "strength" 0..100 maps log-linearly onto style_weight 1e1..1e7, the same in both
-# editors; 50 is the default style_weight 1e4.
-_LOG_STYLE_WEIGHT_LOW, _LOG_STYLE_WEIGHT_HIGH = 1.0, 7.0
+# The artists' "strength" 0..100 maps log-linearly onto style_weight 1e-1..1e5, the same in both
+# editors; 50 is the default style_weight 100 (with content weight 5: jcjohnson/neural-style's
+# default balance), each end three decades away from it.
+_LOG_STYLE_WEIGHT_LOW, _LOG_STYLE_WEIGHT_HIGH = -1.0, 5.0
 
 
 def strength_to_style_weight(strength: float) -> float:
-    """Strength 0..100 (clamped) -> style_weight: 0 -> 1e1, 50 -> 1e4, 100 -> 1e7."""
+    """Strength 0..100 (clamped) -> style_weight: 0 -> 1e-1, 50 -> 1e2 (the default), 100 -> 1e5."""
     strength = min(100.0, max(0.0, float(strength)))
     span = _LOG_STYLE_WEIGHT_HIGH - _LOG_STYLE_WEIGHT_LOW
     return 10.0 ** (_LOG_STYLE_WEIGHT_LOW + span * strength / 100.0)

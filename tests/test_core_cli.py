@@ -11,6 +11,7 @@ from PIL import Image
 
 from engine_server.cli.main import main
 from tests.support.png16 import read_png16
+from shared.options import defaults
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "images")
@@ -80,7 +81,37 @@ def test_losses_end_to_end(images, fake_weights, capsys):
     assert result["content_loss"] == pytest.approx(0.0, abs=1e-3)     # the content against itself
     style = 2 * result["style_layers"]["conv1_1"] + 3 * result["style_layers"]["block2_conv1"]
     assert result["style_loss"] == pytest.approx(style, rel=1e-4)
-    assert result["total_loss"] == pytest.approx(1e4 * style + 0.5 * result["tv_loss"], rel=1e-4)
+    assert result["total_loss"] == pytest.approx(defaults()["style_weight"] * style + 0.5 * result["tv_loss"],
+                                                 rel=1e-4)
+    weighted = result["weighted"]
+    assert set(weighted["style"]) == {"conv1_1", "block2_conv1"} and result["loss_normalization"] == "size"
+    assert weighted["content"] + sum(weighted["style"].values()) + weighted["tv"] == pytest.approx(
+        result["total_loss"], rel=1e-9)
+
+
+def test_losses_with_seed_normalization_are_the_lecture_sums(images, fake_weights, capsys):
+    """--loss-normalization seed prints ½Σ(F−P)² and E_l = Σ(G−A)²/(4N²M²), as core losses() with "seed"."""
+    from engine_server.core.images import load_rgb
+    from engine_server.core.model import VGG19Features
+    from engine_server.core.stylize import StyleInput, losses
+
+    common = [images["content"], images["style"], "--image", images["style"], "--weights", fake_weights,
+              "--style-layers", "conv1_1,conv2_1", "--json"]
+    results = {}
+    for normalization in ("seed", "size"):
+        assert main(["losses"] + common + ["--loss-normalization", normalization]) == 0
+        results[normalization] = json.loads(capsys.readouterr().out)
+    content, style = load_rgb(images["content"]), load_rgb(images["style"])
+    model = VGG19Features.load(fake_weights, precision="float32")
+    direct = losses(model, content, [StyleInput(style)], style,
+                    dict(defaults(), loss_normalization="seed", style_layers=("conv1_1", "conv2_1"),
+                         style_layer_weights=(1.0, 1.0)))
+    seed = results["seed"]
+    assert seed["loss_normalization"] == "seed"
+    assert seed["content_loss"] == pytest.approx(direct["content_loss"], rel=1e-4)
+    assert seed["style_layers"]["conv1_1"] == pytest.approx(direct["style_layers"]["block1_conv1"], rel=1e-4)
+    assert seed["weighted"]["content"] == pytest.approx(defaults()["content_weight"] * seed["content_loss"])
+    assert results["size"]["content_loss"] != pytest.approx(seed["content_loss"], rel=0.5)
 
 
 def test_sixteen_bit_output_and_conversions(images, fake_weights, tmp_path, capsys):

@@ -164,8 +164,8 @@ def test_image_too_small_for_the_deepest_layer_is_refused(fake_model):
 
 
 def test_objective_total_and_parts_match_numpy(fake_model):
-    """The whole objective (α·content + β·Σ w_l E_l + tv·TV) against NumPy on the model's features."""
-    options = dict(defaults(), content_layer="conv2_2", style_layers=("conv1_1", "conv2_1"),
+    """The whole "seed" objective (α·content + β·Σ w_l E_l + tv·TV) against NumPy on the model's features."""
+    options = dict(defaults(), loss_normalization="seed", content_layer="conv2_2", style_layers=("conv1_1", "conv2_1"),
                    style_layer_weights=(0.5, 3.0), content_weight=2.0, style_weight=7.0, tv_weight=0.25)
     content = RNG.uniform(0, 255, (16, 20, 3)).astype(np.float32)
     style = RNG.uniform(0, 255, (24, 16, 3)).astype(np.float32)

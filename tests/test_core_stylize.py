@@ -81,7 +81,10 @@ def test_plan_scales_coarse_to_fine():
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_stylize_lowers_the_total_loss(fake_model, optimizer):
-    options = validate_options({"iterations": 8, "max_size": 48, "optimizer": optimizer, "learning_rate": 4.0})
+    # The lecture's objective at its former defaults, for which "halved in 8 iterations" was set.
+    options = validate_options({"iterations": 8, "max_size": 48, "optimizer": optimizer, "learning_rate": 4.0,
+                                "loss_normalization": "seed", "content_weight": 1.0, "style_weight": 1e4,
+                                "style_layer_weights": [1.0, 2.0, 3.0, 4.0, 5.0]})
     seen = []
     result = stylize(fake_model, CONTENT, [StyleInput(STYLE)], options, on_progress=seen.append)
     assert result.shape == (40, 48, 3) and result.dtype == np.float32

@@ -41,9 +41,9 @@ def assert_same_evaluation(untiled, tiled):
     assert np.max(np.abs(tiled_grad - grad)) <= 2e-4 * scale, np.max(np.abs(tiled_grad - grad)) / scale
 
 
-@pytest.mark.parametrize("content_weight", [1.0, 0.0])
-def test_tiled_loss_and_gradient_match_the_untiled_ones(fake_model, content_weight):
-    options = dict(defaults(), content_weight=content_weight)
+@pytest.mark.parametrize("content_weight, normalization", [(1.0, "size"), (0.0, "size"), (1.0, "seed")])
+def test_tiled_loss_and_gradient_match_the_untiled_ones(fake_model, content_weight, normalization):
+    options = dict(defaults(), content_weight=content_weight, loss_normalization=normalization)
     objective = build_objective(fake_model, options)
     image = random_image(3)
     tiled = tiling.TiledObjective(objective, CORE)
@@ -53,7 +53,9 @@ def test_tiled_loss_and_gradient_match_the_untiled_ones(fake_model, content_weig
 
 def test_a_halo_one_grid_step_too_small_gives_a_different_gradient(fake_model, monkeypatch):
     """The check above can fail: with less context than the receptive field the cores' features are wrong."""
-    objective = build_objective(fake_model, defaults())
+    # The lecture's objective with deep layers weighted up (the former defaults): conv5_1 counts.
+    objective = build_objective(fake_model, dict(defaults(), loss_normalization="seed", content_weight=1.0,
+                                                 style_weight=1e4, style_layer_weights=(1.0, 2.0, 3.0, 4.0, 5.0)))
     image = random_image(3)
     untiled = objective.evaluate(image)
     grid, halo = tiling.grid_and_halo(objective.style_layers + (objective.content_layer,))

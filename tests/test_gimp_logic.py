@@ -82,7 +82,7 @@ def test_default_arguments_give_the_option_tables_defaults():
     assert "style_blend_weights" not in options
 
 
-@pytest.mark.parametrize("strength, weight", [(0, 1e1), (25, 10 ** 2.5), (50, 1e4), (100 / 3, 1e3), (100, 1e7)])
+@pytest.mark.parametrize("strength, weight", [(0, 1e-1), (25, 10 ** 0.5), (50, 1e2), (100 / 3, 1e1), (100, 1e5)])
 def test_strength_maps_to_style_weight_on_a_log_scale(strength, weight):
     assert arguments.style_weight_for_strength(strength) == pytest.approx(weight)
 

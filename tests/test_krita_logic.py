@@ -57,7 +57,7 @@ def test_settings_map_onto_options(plugin):
                                       style_scale=0.5, advanced={"tv_weight": 0.5, "optimizer": "adam",
                                                                  "style_weight": 1.0},
                                       preview_interval_s=0.2, feather=0))
-    assert options["style_weight"] == pytest.approx(1e7)    # the slider wins over an advanced style_weight
+    assert options["style_weight"] == pytest.approx(1e5)    # the slider wins over an advanced style_weight
     assert (options["iterations"], options["max_size"], options["preserve_colors"]) == (37, 128, True)
     assert (options["style_scale"], options["tv_weight"], options["optimizer"]) == (0.5, 0.5, "adam")
     assert (options["preview_interval_s"], options["feather"]) == (0.2, 0)

@@ -7,7 +7,7 @@ from ..core.errors import InputError
 
 # Options that `losses` understands (the ones that define the objective).
 LOSS_OPTIONS = ("content_layer", "style_layers", "style_layer_weights", "content_weight", "style_weight",
-                "tv_weight", "style_blend_weights", "style_scale", "pooling")
+                "tv_weight", "style_blend_weights", "style_scale", "pooling", "loss_normalization")
 FLAG_NAMES = {"max_size": "--size"}
 
 

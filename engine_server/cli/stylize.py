@@ -140,17 +140,23 @@ def run_losses(args):
 
     parts = losses(model, content, [StyleInput(style) for style in styles], candidate, options)
     from ..core.model import layer_names
-    by_keras = parts["style_layers"]
+    as_given = lambda by_keras: {name: by_keras[layer_names([name])[0]] for name in options["style_layers"]}
+    weighted = parts["weighted"]
     result = {"content_loss": parts["content_loss"], "style_loss": parts["style_loss"],
-              "style_layers": {name: by_keras[layer_names([name])[0]] for name in options["style_layers"]},
-              "tv_loss": parts["tv_loss"], "total_loss": parts["total_loss"]}
+              "style_layers": as_given(parts["style_layers"]), "tv_loss": parts["tv_loss"],
+              "total_loss": parts["total_loss"], "loss_normalization": options["loss_normalization"],
+              "weighted": {"content": weighted["content"], "style": as_given(weighted["style"]),
+                           "tv": weighted["tv"]}}
     if args.json:
         print(json.dumps(result))
     else:
         for key in ("content_loss", "style_loss", "tv_loss", "total_loss"):
             print("%-13s %.6g" % (key, result[key]))
         for name, value in result["style_layers"].items():
-            print("  E(%s) %.6g" % (name, value))
+            print("  E(%s) %.6g  weighted %.6g" % (name, value, result["weighted"]["style"][name]))
+        print("weighted: content %.6g, style %.6g, tv %.6g (%s normalization)" % (
+            result["weighted"]["content"], sum(result["weighted"]["style"].values()), result["weighted"]["tv"],
+            options["loss_normalization"]))
     return 0
 
 

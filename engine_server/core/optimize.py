@@ -6,7 +6,11 @@ iterations. Both remember the best point evaluated (`best_x`, `best_value`, `bes
 No randomness: the same start gives the same result on the same device.
 """
 
+import logging
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class _Tracker:
@@ -27,7 +31,9 @@ class _Tracker:
 
 
 def _dot(a, b):
-    return float(np.dot(a, b))
+    """Accumulated in float64: float32 sums over a megapixel's components lose the digits that the
+    curvature pairs (sᵀy, yᵀy) and the line search's slopes depend on."""
+    return float(np.dot(np.asarray(a, np.float64), np.asarray(b, np.float64)))
 
 
 def _cubic_minimum(x1, f1, g1, x2, f2, g2, low, high):
@@ -46,19 +52,30 @@ class LBFGS(_Tracker):
     """Limited-memory BFGS. `history` pairs (s, y); line search: strong Wolfe (Nocedal & Wright
     3.5/3.6) with cubic interpolation, at most `max_evaluations` function values per iteration.
 
+    `converged` is None while progress is possible, else why it stopped: "stationary" (no descent
+    direction), "no decrease" (the loss fell by less than `ftol` relative in `patience` iterations
+    in a row) or "line search failed" (no acceptable step even from ever shorter restarts). A failed
+    line search is retried within the same step from a steepest-descent step ten times shorter, up
+    to `restarts` times (counted in `line_search_failures` and logged), so it costs no iteration.
+
     With `bounds` (low, high) it is a projected L-BFGS: variables held at a bound by their gradient
     are frozen for the step, trial points are projected into the box, and the line search works on
     the projected path (its slope counts only the components that were not clipped). Pixels then
     stay valid, so the loss reported is the loss of the image that is saved."""
 
-    def __init__(self, fun, x0, history=10, max_evaluations=8, c1=1e-4, c2=0.9, bounds=None):
+    def __init__(self, fun, x0, history=10, max_evaluations=8, c1=1e-4, c2=0.9, bounds=None,
+                 ftol=1e-6, patience=3, restarts=4):
         self.bounds = bounds
         if bounds is not None:
             x0 = np.clip(np.asarray(x0, np.float32), bounds[0], bounds[1])
         super().__init__(fun, x0)
         self.history, self.max_evaluations, self.c1, self.c2 = history, max_evaluations, c1, c2
+        self.ftol, self.patience, self.restarts = ftol, patience, restarts
         self._s, self._y, self._rho = [], [], []
         self._restart_scale = 1.0
+        self._flat_steps = 0
+        self.converged = None
+        self.line_search_failures = 0
 
     def _direction(self, grad):
         q = -grad
@@ -90,6 +107,21 @@ class LBFGS(_Tracker):
         return np.clip(x, self.bounds[0], self.bounds[1]), inside
 
     def step(self):
+        """One iteration: a successful line search, or `converged` set (then it does nothing)."""
+        if self.converged:
+            return
+        for _ in range(self.restarts + 1):
+            outcome = self._try_step()
+            if outcome != "failed":
+                return
+            self.line_search_failures += 1
+            self._s, self._y, self._rho = [], [], []
+            self._restart_scale *= 0.1
+            log.info("line search found no acceptable step; retrying from a steepest-descent step of %.3g "
+                     "(RMS pixels)", self._restart_scale)
+        self.converged = "line search failed"
+
+    def _try_step(self):
         active = self._active()
         free_grad = self.grad if active is None else np.where(active, np.float32(0), self.grad)
         direction = self._direction(free_grad)
@@ -100,16 +132,16 @@ class LBFGS(_Tracker):
             self._s, self._y, self._rho = [], [], []
             direction, slope = -free_grad, -_dot(free_grad, free_grad)
         if slope == 0:
-            return                      # at a stationary point; nothing to do
+            self.converged = "stationary"
+            return "converged"
         if self._s:
             t = 1.0
         else:                           # steepest descent: move the pixels by about 1 (RMS) on 0..255
-            t = self._restart_scale / max(float(np.sqrt(np.mean(np.square(self.grad)))), 1e-30)
+            t = self._restart_scale / max(float(np.sqrt(np.mean(np.square(self.grad, dtype=np.float64)))), 1e-30)
         t, value, grad, extras = self._line_search(direction, slope, t)
-        if t is None:                   # no acceptable step: restart from a shorter steepest-descent step
-            self._s, self._y, self._rho = [], [], []
-            self._restart_scale *= 0.1
-            return
+        if t is None:
+            return "failed"
+        self._restart_scale = 1.0       # the next restart starts from the full step again
         x, _ = self._point(t, direction)
         s = x - self.x
         y = grad - self.grad
@@ -120,8 +152,13 @@ class LBFGS(_Tracker):
             self._rho.append(1.0 / sy)
             if len(self._s) > self.history:
                 del self._s[0], self._y[0], self._rho[0]
+        decrease = self.value - value
+        self._flat_steps = self._flat_steps + 1 if decrease <= self.ftol * max(abs(self.value), 1e-30) else 0
         self.x = x
         self.value, self.grad, self.extras = value, grad, extras
+        if self._flat_steps >= self.patience:
+            self.converged = "no decrease"
+        return "moved"
 
     def _trial(self, t, direction):
         """f, gradient, extras and the slope of the (projected) search path at step t."""
@@ -180,6 +217,8 @@ class LBFGS(_Tracker):
 
 class Adam(_Tracker):
     """Adam on the pixels, optionally projected back into [low, high] after every step."""
+
+    converged = None       # Adam has no test of its own; the iterations decide
 
     def __init__(self, fun, x0, learning_rate=2.0, beta1=0.9, beta2=0.999, epsilon=1e-8, bounds=(0.0, 255.0)):
         super().__init__(fun, x0)

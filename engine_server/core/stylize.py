@@ -10,8 +10,8 @@ See docs/engine.md for the scales, the Gram rescaling and "preserve colors".
 import logging
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 
@@ -23,13 +23,19 @@ from .images import fit_size, resize
 from .losses import Objective, feature_positions, gram, rescale_gram
 from .model import check_size, layer_names, min_side
 from .optimize import LBFGS, Adam
+from .progress import Progress, Work
+
+__all__ = ["Progress", "StyleInput", "losses", "plan_scales", "split_iterations", "stylize"]
 
 log = logging.getLogger(__name__)
 
 COARSEST_SIDE = 128        # automatic scales: the first one has a longest side of at least this
 MAX_AUTO_SCALES = 4
 MAX_STYLE_SIDE = 4096      # style images are never worked on larger than this (memory)
-PIXEL_BOUNDS = (0.0, 255.0)   # the optimizers keep pixels valid, so the reported loss is the saved image's
+PIXEL_BOUNDS = (0.0, 255.0)
+# L-BFGS stops when the loss falls by less than this (relative) three iterations in a row: a coarse
+# scale only prepares the next one's start, so it stops as soon as its gains flatten out.
+COARSE_FTOL, FINAL_FTOL = 1e-3, 1e-6   # the optimizers keep pixels valid, so the reported loss is the saved image's
 
 
 @dataclass
@@ -37,34 +43,6 @@ class StyleInput:
     image: Any                  # float32 HxWx3 RGB 0..255
     weight: float = 1.0         # blend weight (used when options["style_blend_weights"] is empty)
     key: Optional[str] = None   # set (e.g. a style library id) to let a gram_cache answer for it
-
-
-@dataclass
-class Progress:
-    stage: str                  # "optimize"
-    scale: int                  # 0-based
-    scales: int
-    iteration: int              # overall, 1-based
-    iterations: int             # overall total
-    content_loss: float
-    style_loss: float
-    tv_loss: float
-    total_loss: float
-    elapsed_s: float
-    image: Callable[[], Any] = field(repr=False)   # -> float32 HxWx3 0..255 at this scale's size
-
-    @property
-    def eta_s(self) -> float:
-        """Seconds left, at the speed so far."""
-        return self.elapsed_s / max(1, self.iteration) * max(0, self.iterations - self.iteration)
-
-    def fields(self) -> dict:
-        """The protocol's progress fields (docs/protocol.md), also what `stylize --json` prints."""
-        return {"stage": self.stage, "scale": int(self.scale), "scales": int(self.scales),
-                "iteration": int(self.iteration), "iterations": int(self.iterations),
-                "content_loss": float(self.content_loss), "style_loss": float(self.style_loss),
-                "tv_loss": float(self.tv_loss), "total_loss": float(self.total_loss),
-                "elapsed_s": round(float(self.elapsed_s), 3), "eta_s": round(float(self.eta_s), 3)}
 
 
 def _as_image(array, what):
@@ -154,11 +132,26 @@ class _Targets:
                     self.gram_cache.put(key, size, name, self.pooling, grams[name])
         return grams
 
+    def style_size(self, image_size, size):
+        """The style image's size for an output of `size`: style_scale x its longest side, at most
+        MAX_STYLE_SIDE, and at least what the style layers need (a small style_scale at a coarse
+        scale would otherwise leave the deepest layer without a position)."""
+        longest = min(MAX_STYLE_SIDE, self.options["style_scale"] * max(size))
+        need = min_side(self.style_layers)
+        style_size = fit_size(image_size, longest)
+        while min(style_size) < need:
+            longest = max(longest, max(style_size)) * max(1.05, need / float(min(style_size)))
+            style_size = fit_size(image_size, longest)
+        if longest > self.options["style_scale"] * max(size) + 1:
+            log.info("style image used at %dx%d: style_scale %g would leave conv layers without positions",
+                     style_size[1], style_size[0], self.options["style_scale"])
+        return style_size
+
     def styles(self, style_images, keys, weights, size):
         """Blend of the styles' Grams, each rescaled to the positions of an output of `size`."""
         blended = {}
         for image, key, weight in zip(style_images, keys, weights):
-            style_size = fit_size(image.shape[:2], min(MAX_STYLE_SIDE, self.options["style_scale"] * max(size)))
+            style_size = self.style_size(image.shape[:2], size)
             check_size(style_size, self.style_layers)
             grams = self.style_grams(resize(image, style_size), key)
             for name in self.style_layers:
@@ -168,10 +161,11 @@ class _Targets:
 
 
 def stylize(model, content, styles, options, on_progress=None, should_cancel=None, gram_cache=None,
-            init_image=None, extra_loss=None):
-    """Optimize an image to have `content`'s content and the styles' style (see the module doc)."""
+            init_image=None, extra_loss=None, clock=time.monotonic):
+    """Optimize an image to have `content`'s content and the styles' style (see the module doc).
+    `clock` (seconds) times the progress; tests give a fake one."""
     options = {**defaults(), **dict(options or {})}
-    started = time.monotonic()
+    started = clock()
     content = _as_image(content, "content image")
     if not styles:
         raise InputError("at least one style image is needed", field="styles")
@@ -216,14 +210,22 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
         pixels = np.clip(resize(pixels, work_size), 0.0, 255.0)
         return colors.combine(pixels, color_source) if color_source is not None else pixels
 
-    x = resize(start, sizes[0])
+    x = base = resize(start, sizes[0])
     done = 0
-    for scale, (size, count) in enumerate(zip(sizes, counts)):
-        x = np.clip(resize(x, size), 0.0, 255.0)
+    work = Work(sizes, counts, clock)
+    for scale, size in enumerate(sizes):
+        count = counts[scale]
+        final = scale == len(sizes) - 1
+        # Upsample what the coarser scale changed, onto the start at this size: the start's fine
+        # detail (the content's, by default) is kept instead of being blurred away.
+        previous_change = x - base
+        base = resize(start, size)
+        x = np.clip(base + resize(previous_change, size), 0.0, 255.0)
         if should_cancel is not None and should_cancel():
             raise Cancelled()
         objective = fitted.FittedObjective(Objective(model, options, targets.content(resize(full_content, size)),
-                                                     targets.styles(style_images, keys, weights, size)), size)
+                                                     targets.styles(style_images, keys, weights, size),
+                                                     final_size=work_size), size)
         shape = size + (3,)
 
         def fun(flat, objective=objective, shape=shape):
@@ -237,24 +239,45 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
         if options["optimizer"] == "adam":
             optimizer = Adam(fun, x, learning_rate=float(options["learning_rate"]))
         else:
-            optimizer = LBFGS(fun, x, bounds=PIXEL_BOUNDS)
+            optimizer = LBFGS(fun, x, bounds=PIXEL_BOUNDS, ftol=FINAL_FTOL if final else COARSE_FTOL)
+        work.scale_set_up(scale, optimizer.evaluations)
         log.info("scale %d/%d: %dx%d, %d iterations", scale + 1, len(sizes), size[1], size[0], count)
-        for _ in range(count):
+
+        def report(stage, optimizer=optimizer, shape=shape, scale=scale):
+            if on_progress is None:
+                return
+            parts = optimizer.extras
+            current = optimizer.x
+
+            def image(current=current, shape=shape):
+                pixels = np.clip(current.reshape(shape), 0.0, 255.0)
+                return colors.combine(pixels, resize(color_source, shape[:2])) if color_source is not None else pixels
+
+            on_progress(Progress(stage, scale, len(sizes), done, total_iterations, parts["content_loss"],
+                                 parts["style_loss"], parts["tv_loss"], parts["total_loss"], clock() - started,
+                                 image, eta_s=work.eta_s(), fraction=work.fraction()))
+
+        for iteration in range(1, count + 1):
             if should_cancel is not None and should_cancel():
                 raise Cancelled()
             optimizer.step()
             done += 1
-            if on_progress is not None:
-                parts = optimizer.extras
-                current = optimizer.x
-
-                def image(current=current, shape=shape):
-                    pixels = np.clip(current.reshape(shape), 0.0, 255.0)
-                    return colors.combine(pixels, resize(color_source, shape[:2])) if color_source is not None else pixels
-
-                on_progress(Progress("optimize", scale, len(sizes), done, total_iterations,
-                                     parts["content_loss"], parts["style_loss"], parts["tv_loss"],
-                                     parts["total_loss"], time.monotonic() - started, image))
+            work.iterated(scale, iteration, optimizer.evaluations)
+            report("optimize")
+            if optimizer.converged and iteration < count:
+                left = count - iteration
+                work.skip_rest(scale)
+                if not final:       # a coarse scale only prepares a start: the next scale gets the rest
+                    log.info("scale %d/%d (%dx%d) settled after %d of %d iterations (%s); %d more for the next",
+                             scale + 1, len(sizes), size[1], size[0], iteration, count, optimizer.converged, left)
+                    counts[scale + 1] += left
+                    work.counts[scale + 1] += left
+                    break
+                log.info("converged after %d of %d iterations at the final scale (%s)", iteration, count,
+                         optimizer.converged)
+                done += left
+                report("converged")
+                break
         x = optimizer.best_x.reshape(shape)
     return finish(x)
 
@@ -278,6 +301,6 @@ def losses(model, content, styles, candidate, options):
             target = rescale_gram(grams[name], feature_positions(image.shape[:2], name), feature_positions(size, name))
             blended[name] = blended.get(name, 0.0) + weight * target
     objective = Objective(model, options, targets.content(resize(_as_image(content, "content image"), size), always=True),
-                          blended)
+                          blended, final_size=size)
     _, _, parts = objective.evaluate(candidate)
     return parts

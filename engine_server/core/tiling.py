@@ -9,7 +9,7 @@ wrong (the tile's edge is zero-padded) and are never used.
 `TiledObjective.evaluate` gives the same loss and gradient as `losses.Objective` in two sweeps:
 1. forward over every tile: the Grams of the cores (summed) and the content loss of the cores;
 2. forward + backward over every tile of a surrogate whose gradient on the core's features is the
-   true one: α·½Σ(F−P)² + β Σ_l w_l ⟨G_core_l, D_l⟩, with D_l = ∂E_l/∂G_l fixed from sweep 1
+   true one: α·γΣ(F−P)² + β Σ_l w_l ⟨G_core_l, D_l⟩, with D_l = ∂E_l/∂G_l fixed from sweep 1
    (∂⟨G, D⟩/∂f_p = 2 D f_p, the true ∂E_l/∂f_p, because D is symmetric). The tiles' gradients,
    halos included, are added into the image's gradient.
 The cost is one extra forward pass per evaluation plus the halos' share of the work.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from .losses import content_loss, feature_positions, gram
+from .losses import gram
 from .model import CONV_LAYERS, layer_names, pixels_per_position
 
 
@@ -171,15 +171,15 @@ class TiledObjective:
         self._style_targets = [t.numpy().astype(np.float64) for t in objective.style_targets]
         self._gradient = tf.function(self._surrogate_gradient, input_signature=tile_signature(len(self._layers)) + [
             tf.TensorSpec([None, None, None, None], tf.float32),
-            [tf.TensorSpec(t.shape, tf.float32) for t in self._style_targets]])
+            [tf.TensorSpec(t.shape, tf.float32) for t in self._style_targets], tf.TensorSpec([], tf.float32)])
 
-    def _surrogate_gradient(self, tile, bounds, content_target, coefficients):
+    def _surrogate_gradient(self, tile, bounds, content_target, coefficients, content_factor):
         with tf.GradientTape() as tape:
             tape.watch(tile)
             cores = self._passes._core_features(tile, bounds)
             surrogate = tf.add_n([tf.reduce_sum(gram(core) * c) for core, c in zip(cores[1:], coefficients)])
             if self._content_target is not None:
-                surrogate += self.objective.alpha * content_loss(cores[0], content_target)
+                surrogate += content_factor * tf.reduce_sum(tf.square(cores[0] - content_target))
         return tape.gradient(surrogate, tile)
 
     def _content_tile(self, grid, tile):
@@ -193,36 +193,34 @@ class TiledObjective:
         objective = self.objective
         image = np.asarray(image, np.float32)
         size = image.shape[:2]
+        c = objective.coefficients(size)
         grid = TileGrid(size, self._layers, self.core)
         grams = [np.zeros_like(t) for t in self._style_targets]
         content = 0.0
         with tf.device(self.model.device):
             for tile, cores in self._passes.run(self._passes.core_features, grid, image):
                 if self._content_target is not None:
-                    content += float(content_loss(cores[0], self._content_tile(grid, tile)))
+                    content += float(tf.reduce_sum(tf.square(cores[0] - self._content_tile(grid, tile))))
                 for total, core in zip(grams, cores[1:]):
                     total += gram(core).numpy()
+        content *= c.content_scale
         per_layer, coefficients = [], []
-        for name, gram_sum, target, weight in zip(objective.style_layers, grams, self._style_targets,
-                                                  objective.layer_weights):
-            channels, positions = gram_sum.shape[0], feature_positions(size, name)
-            scaled = (gram_sum - target) / (2.0 * channels * positions)
+        for gram_sum, target, scale, weight in zip(grams, self._style_targets, c.style_scales, c.style_weights):
+            scaled = (gram_sum - target) * scale
             per_layer.append(float(np.sum(np.square(scaled))))
-            coefficients.append(tf.constant(objective.beta * weight * 2.0 * scaled / (2.0 * channels * positions),
-                                            tf.float32))
-        style = sum(w * e for w, e in zip(objective.layer_weights, per_layer))
+            # ∂(weight · E_l)/∂G = 2 · weight · scale² (G − A)
+            coefficients.append(tf.constant(weight * 2.0 * scaled * scale, tf.float32))
         tv, grad = tv_value_and_gradient(image)
-        total = objective.alpha * content + objective.beta * style + objective.tv_weight * tv
-        grad *= objective.tv_weight
+        tv *= c.tv_scale
+        grad *= c.tv_weight * c.tv_scale
         with tf.device(self.model.device):
             for tile in grid.tiles:
                 rows, cols = tile
                 tile_gradient = self._gradient(tf.constant(grid.cut(image, tile)[np.newaxis]),
                                                tf.constant(grid.core_bounds(tile)),
-                                               self._content_tile(grid, tile), coefficients)
+                                               self._content_tile(grid, tile), coefficients,
+                                               tf.constant(c.content_weight * c.content_scale, tf.float32))
                 grad[rows.lo:rows.hi, cols.lo:cols.hi] += tile_gradient.numpy()[0]
         self.model.passes += 1
-        parts = {"content_loss": content, "style_loss": style, "tv_loss": tv, "total_loss": total,
-                 "style_layers": dict(zip(objective.style_layers, per_layer))}
-        return float(total), grad, parts
-
+        parts = objective.parts(c, content, per_layer, tv)
+        return parts["total_loss"], grad, parts

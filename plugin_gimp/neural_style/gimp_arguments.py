@@ -110,7 +110,7 @@ class SettingsError(ValueError):
 
 
 def style_weight_for_strength(strength: float) -> float:
-    """Strength 0..100 -> style weight on a log scale: 0 -> 1e1, 50 -> 1e4 (the default), 100 -> 1e7."""
+    """Strength 0..100 -> style weight on a log scale: 0 -> 1e-1, 50 -> 1e2 (the default), 100 -> 1e5."""
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 100.0:
         raise SettingsError("strength must be a number between 0 and 100, got %r" % (strength,))
     return strength_to_style_weight(strength)

@@ -1,0 +1,155 @@
+"""Issue 14 benchmark (not a test): precision race, default job vs the tutorial's Adam, honest ETA.
+
+1. `--precision-sizes 256,512`: the default job in float32 and in bfloat16, one after the other on
+   the same machine; the time each needs to reach the worse of the two final losses (each job's
+   own final-scale losses).
+2. `--race-sizes 256,512`: the default job against the TensorFlow tutorial's Adam (lr 0.02 on 0..1
+   = 5.1 on 0..255, beta1 0.99, epsilon 0.1/255, single scale, clipped) on the same objective. At
+   256 px the objective is `seed`, style weight 10, content weight 1, TV 0 (the issue's setting);
+   at 512 px the defaults. Adam runs until it reaches the job's final loss or `--adam-budget-s`;
+   when it does not get there, the ratio printed is a lower bound ("> x").
+3. During each default job: the ETA reported at 25/50/75 % of the work against the time that was
+   really left.
+
+    python benchmarks/bench_look.py [--weights VGG19.h5] [--precision-sizes 256,512] [--race-sizes 256,512]
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.bench_engine import build_objective, first_time_below, load_inputs  # noqa: E402
+
+
+def load():
+    return os.getloadavg() if hasattr(os, "getloadavg") else None
+
+
+def default_job(model, content, style, options):
+    """(trace [(wall s, final-scale loss)], total wall s, result, eta checks)."""
+    from engine_server.core.stylize import StyleInput, stylize
+
+    trace, events = [], []
+    start = time.perf_counter()
+
+    def on_progress(progress):
+        now = time.perf_counter() - start
+        events.append((now, progress.fraction, progress.eta_s))
+        if progress.scale == progress.scales - 1:
+            trace.append((now, progress.total_loss, now))
+
+    result = stylize(model, content, [StyleInput(style)], options, on_progress=on_progress)
+    total = time.perf_counter() - start
+    checks = []
+    for share in (0.25, 0.5, 0.75):
+        now, fraction, eta = next(e for e in events if e[1] >= share)
+        checks.append({"fraction": fraction, "eta_s": eta, "real_left_s": total - now,
+                       "error": eta / (total - now) - 1.0 if total > now else None})
+    return trace, total, result, checks
+
+
+def adam(model, content, style, options, target, budget_s, max_steps):
+    from engine_server.core.optimize import Adam
+
+    objective = build_objective(model, content, style, options)
+    shape = content.shape
+    start = time.perf_counter()
+    optimizer = Adam(lambda x: objective.evaluate(x.reshape(shape)), content, learning_rate=0.02 * 255,
+                     beta1=0.99, epsilon=0.1 / 255, bounds=(0.0, 255.0))
+    for step in range(1, max_steps + 1):
+        optimizer.step()
+        now = time.perf_counter() - start
+        if optimizer.best_value <= target:
+            return {"reached": True, "steps": step, "wall_s": now, "loss": optimizer.best_value}
+        if now > budget_s:
+            break
+        if step % 50 == 0:
+            print("    adam step %d: %.4g at %.0f s (target %.4g)" % (step, optimizer.best_value, now, target),
+                  flush=True)
+    return {"reached": False, "steps": step, "wall_s": time.perf_counter() - start, "loss": optimizer.best_value}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="issue 14 benchmark")
+    parser.add_argument("--weights")
+    parser.add_argument("--precision-sizes", default="256,512")
+    parser.add_argument("--race-sizes", default="256,512")
+    parser.add_argument("--race-precision", default="auto")
+    parser.add_argument("--adam-budget-factor", type=float, default=6.0,
+                        help="stop Adam after this many times the default job's time (enough to decide >= 5x)")
+    parser.add_argument("--adam-steps", type=int, default=1000)
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+
+    from engine_server.core.model import VGG19Features
+    from shared.options import defaults
+
+    weights = args.weights
+    if not weights:
+        from tests.support.fake_vgg19 import write_fake_vgg19_weights
+        weights = write_fake_vgg19_weights(os.path.join(tempfile.mkdtemp(), "vgg19_fake.h5"))
+    models = {}
+
+    def model_for(precision):
+        if precision not in models:
+            models[precision] = VGG19Features.load(weights, precision=precision)
+        return models[precision]
+
+    results = {"cpu_count": os.cpu_count(), "load_start": load(), "precision": [], "race": []}
+    print("CPUs %d, load %s" % (os.cpu_count(), load()), flush=True)
+    for size in [int(s) for s in args.race_sizes.split(",") if s]:
+        content, style = load_inputs(size)
+        options = dict(defaults(), max_size=size)
+        if size <= 256:
+            options.update(loss_normalization="seed", style_weight=10.0, content_weight=1.0, tv_weight=0.0)
+        model = model_for(args.race_precision)
+        trace, total, _, checks = default_job(model, content, style, options)
+        target = trace[-1][1]
+        print("race %d px (%s, %s): default job final loss %.5g in %.1f s; eta checks %s" % (
+            size, options["loss_normalization"], model.precision, target, total,
+            ", ".join("%.0f%%: %.1f s vs %.1f s" % (100 * c["fraction"], c["eta_s"], c["real_left_s"])
+                      for c in checks)), flush=True)
+        baseline = adam(model, content, style, options, target, args.adam_budget_factor * total, args.adam_steps)
+        ratio = baseline["wall_s"] / total
+        print("  adam: %s after %d steps, %.1f s (loss %.5g): %s%.1fx (load %s)" % (
+            "reached it" if baseline["reached"] else "had NOT reached it", baseline["steps"], baseline["wall_s"],
+            baseline["loss"], "" if baseline["reached"] else "> ", ratio, load()), flush=True)
+        results["race"].append({"size": size, "options": {k: options[k] for k in (
+            "loss_normalization", "style_weight", "content_weight", "tv_weight")}, "precision": model.precision,
+            "job_final_loss": target, "job_s": total, "eta_checks": checks, "adam": baseline, "ratio": ratio,
+            "ratio_is_lower_bound": not baseline["reached"], "load_after": load()})
+    for size in [int(s) for s in args.precision_sizes.split(",") if s]:
+        content, style = load_inputs(size)
+        options = dict(defaults(), max_size=size)
+        runs = {}
+        for precision in ("float32", "bfloat16"):
+            model = model_for(precision)
+            trace, total, _, checks = default_job(model, content, style, options)
+            runs[precision] = (trace, total)
+            print("  %d px %s: final loss %.5g in %.1f s (load %s); eta checks %s" % (
+                size, precision, trace[-1][1], total, load(),
+                ", ".join("%.0f%%: %.1f s vs %.1f s" % (100 * c["fraction"], c["eta_s"], c["real_left_s"])
+                          for c in checks)), flush=True)
+            results.setdefault("eta", []).append({"size": size, "precision": precision, "checks": checks})
+        target = max(runs[p][0][-1][1] for p in runs)
+        row = {"size": size, "target_loss": target, "load_after": load()}
+        for precision, (trace, total) in runs.items():
+            reached = first_time_below(trace, target)
+            row[precision] = {"final_loss": trace[-1][1], "job_s": total, "to_target_s": reached[0]}
+        results["precision"].append(row)
+        print("precision race %d px: to loss %.5g float32 %.1f s, bfloat16 %.1f s (load %s)" % (
+            size, target, row["float32"]["to_target_s"], row["bfloat16"]["to_target_s"], load()), flush=True)
+
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""A job's progress: the `Progress` each iteration reports, and `Work`, which turns the coarse-to-fine
+plan into work done (`fraction`) and seconds left (`eta_s`).
+
+The unit of work is one pixel through one objective evaluation (a VGG-19 forward + backward pass
+costs about the same per pixel at every size). A scale of k iterations at H x W pixels is
+k × e × H·W units, e the L-BFGS evaluations per iteration measured so far (1 until known), plus
+SETUP_EVALUATIONS × H·W for its targets and its first evaluation. The speed is measured: seconds
+per unit in the current scale once it has made MEASURED_EVALUATIONS evaluations (small images cost
+more per pixel, so the latest, largest scale says most about the rest), else since the first scale
+was set up (its one-off tracing is not work).
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+SETUP_EVALUATIONS = 2.0     # content + style target passes (forward only) and the start's evaluation
+MEASURED_EVALUATIONS = 4
+
+
+@dataclass
+class Progress:
+    stage: str                  # "optimize", or "converged" once after a scale stopped early
+    scale: int                  # 0-based
+    scales: int
+    iteration: int              # overall, 1-based (a converged scale's skipped iterations count as done)
+    iterations: int             # overall total
+    content_loss: float
+    style_loss: float
+    tv_loss: float
+    total_loss: float
+    elapsed_s: float
+    image: Callable[[], Any] = field(repr=False)   # -> float32 HxWx3 0..255 at this scale's size
+    eta_s: float = 0.0          # seconds left, from the work left and the measured speed
+    fraction: float = 0.0       # work done, 0..1 (what the editors' bars show)
+
+    def fields(self) -> dict:
+        """The protocol's progress fields (docs/protocol.md), also what `stylize --json` prints."""
+        return {"stage": self.stage, "scale": int(self.scale), "scales": int(self.scales),
+                "iteration": int(self.iteration), "iterations": int(self.iterations),
+                "content_loss": float(self.content_loss), "style_loss": float(self.style_loss),
+                "tv_loss": float(self.tv_loss), "total_loss": float(self.total_loss),
+                "elapsed_s": round(float(self.elapsed_s), 3), "eta_s": round(float(self.eta_s), 3),
+                "fraction": round(float(self.fraction), 4)}
+
+
+class Work:
+    """Work done and left of a plan of `sizes` [(h, w)] with `counts` iterations each."""
+
+    def __init__(self, sizes, counts, clock=time.monotonic):
+        self.pixels = [float(h) * float(w) for h, w in sizes]
+        self.counts = list(counts)
+        self.clock = clock
+        self.started = clock()
+        self.scale = 0
+        self.iterations_done = [0] * len(self.counts)
+        self.evaluations_done = [0] * len(self.counts)
+        self.measure_from = None       # clock when the first scale had been set up
+        self.units_since = 0.0         # units done since then
+        self.scale_from = None         # clock when the current scale had been set up
+        self.scale_units = 0.0         # units done in the current scale since then
+        self._fraction = 0.0
+
+    def scale_set_up(self, scale, evaluations):
+        """Scale `scale`'s targets are computed and its optimizer has made `evaluations` evaluations."""
+        self.scale = scale
+        self.evaluations_done[scale] = evaluations
+        self.scale_from, self.scale_units = self.clock(), 0.0
+        if self.measure_from is None:
+            self.measure_from = self.clock()
+        else:
+            self.units_since += SETUP_EVALUATIONS * self.pixels[scale]
+
+    def iterated(self, scale, iterations, evaluations):
+        """Scale `scale` has now made `iterations` iterations and `evaluations` evaluations in all."""
+        units = (evaluations - self.evaluations_done[scale]) * self.pixels[scale]
+        self.units_since += units
+        self.scale_units += units
+        self.iterations_done[scale], self.evaluations_done[scale] = iterations, evaluations
+
+    def skip_rest(self, scale):
+        """The scale stopped early: its remaining iterations are no longer work to do."""
+        self.counts[scale] = self.iterations_done[scale]
+
+    def _evaluations_per_iteration(self):
+        iterations = sum(self.iterations_done)
+        setups = self.scale + 1
+        evaluations = sum(self.evaluations_done) - setups      # each optimizer's first evaluation is set-up
+        return max(1.0, evaluations / iterations) if iterations else 1.0
+
+    def _units(self):
+        """(done, left) in units, both by the plan."""
+        per_iteration = self._evaluations_per_iteration()
+        done = left = 0.0
+        for k, (pixels, count) in enumerate(zip(self.pixels, self.counts)):
+            setup = SETUP_EVALUATIONS * pixels
+            if k < self.scale or (k == self.scale and self.iterations_done[k] >= count):
+                done += setup + count * per_iteration * pixels
+            elif k == self.scale:
+                done += setup + self.iterations_done[k] * per_iteration * pixels
+                left += (count - self.iterations_done[k]) * per_iteration * pixels
+            else:
+                left += setup + count * per_iteration * pixels
+        return done, left
+
+    def fraction(self):
+        done, left = self._units()
+        self._fraction = max(self._fraction, done / (done + left) if done + left > 0 else 1.0)
+        return self._fraction
+
+    def eta_s(self):
+        done, left = self._units()
+        if self.scale_units >= MEASURED_EVALUATIONS * self.pixels[self.scale]:
+            return left * (self.clock() - self.scale_from) / self.scale_units
+        if self.measure_from is None or self.units_since <= 0:     # nothing measured yet: the job's pace
+            return left * (self.clock() - self.started) / done if done > 0 else 0.0
+        return left * (self.clock() - self.measure_from) / self.units_since
