@@ -80,6 +80,8 @@ def main(argv=None):
     parser.add_argument("--precision-sizes", default="256,512")
     parser.add_argument("--race-sizes", default="256,512")
     parser.add_argument("--race-precision", default="auto")
+    parser.add_argument("--precision-iterations", default="",
+                        help="iterations of the precision race's jobs per size, e.g. '200,60' (default: the default)")
     parser.add_argument("--adam-budget-factor", type=float, default=6.0,
                         help="stop Adam after this many times the default job's time (enough to decide >= 5x)")
     parser.add_argument("--adam-steps", type=int, default=1000)
@@ -123,9 +125,12 @@ def main(argv=None):
             "loss_normalization", "style_weight", "content_weight", "tv_weight")}, "precision": model.precision,
             "job_final_loss": target, "job_s": total, "eta_checks": checks, "adam": baseline, "ratio": ratio,
             "ratio_is_lower_bound": not baseline["reached"], "load_after": load()})
-    for size in [int(s) for s in args.precision_sizes.split(",") if s]:
+    precision_iterations = [int(n) for n in args.precision_iterations.split(",") if n]
+    for index, size in enumerate([int(s) for s in args.precision_sizes.split(",") if s]):
         content, style = load_inputs(size)
         options = dict(defaults(), max_size=size)
+        if index < len(precision_iterations):
+            options["iterations"] = precision_iterations[index]
         runs = {}
         for precision in ("float32", "bfloat16"):
             model = model_for(precision)
@@ -137,7 +142,7 @@ def main(argv=None):
                           for c in checks)), flush=True)
             results.setdefault("eta", []).append({"size": size, "precision": precision, "checks": checks})
         target = max(runs[p][0][-1][1] for p in runs)
-        row = {"size": size, "target_loss": target, "load_after": load()}
+        row = {"size": size, "iterations": options["iterations"], "target_loss": target, "load_after": load()}
         for precision, (trace, total) in runs.items():
             reached = first_time_below(trace, target)
             row[precision] = {"final_loss": trace[-1][1], "job_s": total, "to_target_s": reached[0]}

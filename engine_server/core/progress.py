@@ -83,6 +83,11 @@ class Work:
         self.counts[scale] = self.iterations_done[scale]
 
     def _evaluations_per_iteration(self):
+        """Of the current scale once it has made a few iterations (line searches get longer as a
+        job goes on), else of the whole job so far."""
+        current = self.iterations_done[self.scale]
+        if current >= MEASURED_EVALUATIONS:
+            return max(1.0, (self.evaluations_done[self.scale] - 1) / current)
         iterations = sum(self.iterations_done)
         setups = self.scale + 1
         evaluations = sum(self.evaluations_done) - setups      # each optimizer's first evaluation is set-up
