@@ -37,7 +37,8 @@ def test_sigkill_mid_job_is_noticed_and_a_new_engine_starts_cleanly(fake_weights
         assert oct(os.stat(socket_path).st_mode & 0o777) == "0o600"
         assert oct(os.stat(os.path.dirname(pidfile(home, endpoint))).st_mode & 0o777) == "0o700"
         client = Client(endpoint, autostart=False)
-        job = client.submit(img, [StyleRef.pixels(img)], {"iterations": 10000, "preview_interval_s": 0})
+        job = client.submit(img, [StyleRef.pixels(img)], {"iterations": 10000, "preview_interval_s": 0,
+                                                                "optimizer": "adam"})   # never stops early
         assert job.poll(60).type == "progress"
         os.kill(first.process.pid, signal.SIGKILL)
         killed = time.monotonic()

@@ -158,7 +158,8 @@ def test_hostile_style_files_are_refused_before_anything_is_decoded(engine, tmp_
                 answers[name] = message
             # A good style file that is replaced by the 8000 x 8000 one while its job waits in the queue
             # is checked again (header only) when the job starts.
-            blocker = client.submit(rgb, [good_style], {"iterations": 10000, "preview_interval_s": 0})
+            blocker = client.submit(rgb, [good_style], {"iterations": 10000, "preview_interval_s": 0,
+                                                        "optimizer": "adam"})   # never stops early
             swapped = str(tmp_path / "swapped.png")
             Image.new("RGB", (32, 32), (20, 90, 160)).save(swapped)
             queued = client.submit(rgb, [good_style, StyleRef.file(swapped)], options)
@@ -228,7 +229,8 @@ def test_sigkill_under_several_clients_each_notices_and_autostart_recovers(fake_
         try:
             side = 24 + 4 * index       # a size per client
             image = Pixels(side, side, 3, "u8", bytes(side * side * 3))
-            job = client.submit(image, [StyleRef.pixels(image)], {"iterations": 10000, "preview_interval_s": 0})
+            job = client.submit(image, [StyleRef.pixels(image)], {"iterations": 10000, "preview_interval_s": 0,
+                                                                   "optimizer": "adam"})   # never stops early
             submitted.wait()
             try:
                 final = job.wait(120)
