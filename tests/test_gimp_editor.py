@@ -128,17 +128,41 @@ def editor_cases(ctx):
         {"name": "gray", "kind": "plain", "mode": "gray", "args": dict(FAST, **{"style-file": style})},
         {"name": "indexed", "kind": "plain", "mode": "indexed",
          "args": dict(FAST, **{"style-file": style})},
-        # Interactive runs: the dialog on a private X server, OK pressed by the plug-in's test hook
-        # after 2 s. GIMP starts an interactive run from the last successful one's values (none yet
-        # for "cancel", whose own arguments count; a cancelled run saves none).
-        # Cancel "pressed" in the progress window at the first progress event of layer "Cancel me":
+        # Filters > Repeat: the source stays selected, so running again stylizes the source.
+        {"name": "repeat", "kind": "plain", "repeat": True, "args": dict(FAST, **{"style-file": style})},
+        # Interactive runs: the dialog on a private X server, worked through its real widgets by
+        # tests/support/gimp_ui_hook.py. GIMP starts an interactive run from the last successful
+        # one's values (none yet before "interactive", so the first cases' own arguments count).
+        {"name": "dialog-cancel", "kind": "plain", "interactive": True, "idle_endpoint": ctx.endpoint,
+         "args": dict(FAST, **{"style-file": style, "iterations": 3000}),
+         "ui": [["wait_dialog", None], ["wait_pictures", 1], ["click", "cancel"]]},
+        {"name": "preview-selection", "kind": "selection", "interactive": True, "selection": list(SELECTION),
+         "args": dict(FAST, **{"style-file": style}),
+         "ui": [["wait_dialog", None], ["wait_status", "Preview done"], ["picture_stats", None],
+                ["click", "cancel"]]},
         {"name": "cancel", "kind": "plain", "interactive": True, "layer_name": "Cancel me",
-         "args": dict(FAST, **{"style-file": style, "iterations": 3000, "preview-interval-s": 0.0})},
+         "idle_endpoint": ctx.endpoint,
+         "args": dict(FAST, **{"style-file": style, "iterations": 3000, "preview-interval-s": 0.01}),
+         "ui": [["wait_dialog", None], ["click", "ok"], ["wait_progress", 0.0], ["wait_seconds", 1.0],
+                ["cancel_progress", None]]},
         {"name": "interactive", "kind": "plain", "interactive": True,
-         "args": dict(FAST, **{"style-file": style})},
+         "args": dict(FAST, **{"style-file": style}),
+         "ui": [["wait_dialog", None], ["inspect", None], ["wait_pictures", 1], ["wait_status", "Preview done"],
+                ["set", ["strength", 90.0]], ["wait_pictures", 1], ["wait_status", "Preview done"],
+                ["expand", True],
+                ["set", ["style-source", "layer"]], ["inspect", None],
+                ["set", ["style-source", "library"]], ["inspect", None],
+                ["set", ["style-source", "file"]], ["inspect", None], ["click", "ok"]]},
         # Its arguments name a missing file, but the dialog starts from the last values (style.png):
-        {"name": "remembered", "kind": "plain", "interactive": True,
-         "args": dict(FAST, **{"style-file": missing})},
+        # ... and then Filters > Repeat (the last values, on the layers now selected).
+        {"name": "remembered", "kind": "plain", "interactive": True, "repeat": "with-last-vals",
+         "args": dict(FAST, **{"style-file": missing}),
+         "ui": [["wait_dialog", None], ["inspect", None], ["click", "ok"]]},
+        # The engine fails the job: one sentence for the artist, the full text under Details.
+        {"name": "interactive-error", "kind": "plain", "interactive": True,
+         "args": dict(FAST, **{"style-file": style}),
+         "ui": [["wait_dialog", None], ["set_file", ["style-file", damaged_style]], ["click", "ok"],
+                ["error_box", None]]},
         # Last (a successful run's values become the interactive defaults): engines the plug-in
         # auto-starts through engine.json. Damaged weights; then one SIGKILLed at the first
         # preview of "Crash me"; then the next run, which must start a fresh engine.
@@ -149,6 +173,13 @@ def editor_cases(ctx):
          "args": dict(FAST, **{"style-file": style, "engine-endpoint": faults_endpoint, "iterations": 3000,
                                "preview-interval-s": 0.01})},
         {"name": "after-crash", "kind": "plain", "engine_config": [engine_json, installed],
+         "args": dict(FAST, **{"style-file": style, "engine-endpoint": faults_endpoint})},
+        # The first run after the engine was stopped, or killed while idle, succeeds.
+        {"name": "after-stop", "kind": "plain", "engine_config": [engine_json, installed],
+         "before": ["stop", faults_endpoint],
+         "args": dict(FAST, **{"style-file": style, "engine-endpoint": faults_endpoint})},
+        {"name": "after-idle-kill", "kind": "plain", "engine_config": [engine_json, installed],
+         "before": ["kill", faults_endpoint],
          "args": dict(FAST, **{"style-file": style, "engine-endpoint": faults_endpoint})},
     ]
     killer = KillAtFirstPreview(os.path.join(workspace.path, "state", "neural-style", "gimp-plugin.log"),
@@ -169,12 +200,11 @@ def editor_cases(ctx):
         killer.join(5)
         relay.close()
         info["killed"] = killer.record
-        info["fresh_pid"] = engine_pid(faults_endpoint)   # the engine "after-crash" started
+        info["fresh_pid"] = engine_pid(faults_endpoint)   # the engine the last case started
         for pid in filter(None, (info["fresh_pid"], killer.record.get("pid"))):
             kill_engine_pid(pid)
 
-    return {"cases": cases, "start": start, "finish": finish, "info": info,
-            "env": {"NEURAL_STYLE_GIMP_TEST_AUTO_OK": "2", "NEURAL_STYLE_GIMP_TEST_CANCEL_LAYER": "Cancel me"}}
+    return {"cases": cases, "start": start, "finish": finish, "info": info}
 
 
 def case(gimp, name):
@@ -201,8 +231,9 @@ def test_gimp_session_ran_every_case_and_exited_cleanly(gimp):
     assert info["exit_code"] == 0, info["output"][-4000:]
     expected = {"selection", "two-layers", "missing-style", "no-engine", "u16", "float", "gray", "indexed",
                 "style-layer", "style-library", "damaged-style", "tiny-layer", "damaged-weights", "engine-killed",
-                "after-crash"}
-    expected |= {"interactive", "cancel", "remembered"} if info["display"] else set()
+                "after-crash", "after-stop", "after-idle-kill", "repeat"}
+    expected |= {"interactive", "cancel", "remembered", "dialog-cancel", "interactive-error", "preview-selection"} \
+        if info["display"] else set()
     assert info["complete"] and set(by_name) == set(info["planned"]), (sorted(by_name), info["planned"])
     assert expected <= set(by_name), expected - set(by_name)   # with other modules' cases (fidelity)
     print("GIMP session: %.1f s; cases: %s" % (info["seconds"], {
@@ -349,29 +380,141 @@ def needs_display(gimp):
         skip_or_fail("Xvfb is not installed: the interactive GIMP dialog is not tested")
 
 
-def test_cancel_in_the_progress_window_stops_the_engine_job(gimp):
-    """3000 iterations would take minutes; the engine's "cancelled" must come back within seconds."""
+def ui_record(record):
+    ui = record.get("ui") or {}
+    assert "error" not in ui, ui.get("error")
+    return ui
+
+
+def test_cancel_in_the_progress_window_stops_the_engine_job_and_keeps_an_incomplete_layer(gimp):
+    """Cancel clicked in the progress window (its real button) 1 s into a 3000-iteration job."""
     needs_display(gimp)
     record = case(gimp, "cancel")
+    ui = ui_record(record)
     assert record["status"] == "cancel", record["message"]
-    assert record["seconds"] < 60, "cancelling took %.1f s" % record["seconds"]
-    assert len(record["layers"]) == record["layer_count_before"], \
-        "no preview arrived, so no layer may stay: %r" % (record["layers"],)
+    assert ui.get("cancel_clicked_at"), ui
+    assert record["idle_at"] is not None, "the engine still worked 10 s after the run ended"
+    idle_after = record["idle_at"] - ui["cancel_clicked_at"]
+    print("engine idle %.2f s after Cancel" % idle_after)
+    assert idle_after <= 2.0, "the engine was idle only %.2f s after Cancel" % idle_after
+    assert [layer["name"] for layer in record["layers"]] == [
+        "Cancel me \u2013 style (incomplete)", "Cancel me", "Background"], record["layers"]
+
+
+def test_cancel_in_the_dialog_stops_the_preview_job(gimp):
+    needs_display(gimp)
+    record = case(gimp, "dialog-cancel")
+    ui = ui_record(record)
+    assert record["status"] == "cancel", record["message"]
+    assert ui.get("pictures"), "no preview picture before Cancel"
+    assert record["idle_at"] is not None, "the engine still worked 10 s after the dialog closed"
+    idle_after = record["idle_at"] - ui["clicked_cancel_at"]
+    print("engine idle %.2f s after the dialog's Cancel" % idle_after)
+    assert idle_after <= 2.0, "the engine was idle only %.2f s after Cancel" % idle_after
+    assert len(record["layers"]) == record["layer_count_before"] and not record["dirty_after"]
 
 
 def test_interactive_dialog_builds_and_runs(gimp):
-    """The procedure dialog (all controls) and the progress window, on Xvfb; OK pressed by the test hook."""
+    """The procedure dialog (all controls, the preview) and the progress window, on Xvfb; OK clicked."""
     needs_display(gimp)
     record = case(gimp, "interactive")
+    ui_record(record)
     assert record["status"] == "success", record["message"]
     assert record["result"]["name"] == "Photo \u2013 style"
 
 
-def test_interactive_dialog_starts_from_the_last_values(gimp):
+def test_the_dialog_previews_the_settings_and_refreshes_after_a_change(gimp):
+    needs_display(gimp)
+    ui = ui_record(case(gimp, "interactive"))
+    pictures = ui["pictures"]
+    first = pictures[0]["at"] - ui["dialog_at"]
+    changed_at = next(at for name, at in ui["sets"] if name == "strength")
+    after_change = [p["at"] - changed_at for p in pictures if p["at"] > changed_at]
+    print("first preview %.2f s after the dialog opened; %d pictures; a new one %.2f s after a change"
+          % (first, len(pictures), after_change[0] if after_change else -1))
+    assert all(max(p["width"], p["height"]) <= 160 for p in pictures), pictures
+    assert first < 30, "the first preview took %.1f s" % first      # a hang, not a speed goal
+    assert after_change, "no new preview after Strength changed"
+    assert after_change[0] >= 0.35, "the preview did not wait for more changes (debounce)"
+
+
+def test_the_preview_is_of_the_current_layer_and_selection(gimp):
+    """The 48x40 "Photo" (under 160 px: not scaled) with a 24x20 selection: transparent outside it."""
+    needs_display(gimp)
+    stats = ui_record(case(gimp, "preview-selection"))["picture_stats"]
+    inside = SELECTION[2] * SELECTION[3] / (48.0 * 40.0)
+    assert (stats["width"], stats["height"]) == (48, 40) and stats["has_alpha"], stats
+    assert abs(stats["transparent"] - (1.0 - inside)) < 0.03, stats
+
+
+def test_the_dialog_shows_only_the_chosen_style_picker_and_tv_weight_digits(gimp):
+    needs_display(gimp)
+    seen = ui_record(case(gimp, "interactive"))["inspected"]
+    opened, layer, library, file_again = seen
+    assert opened["file_picker"] == [True] and opened["library_picker"] == [False], opened
+    assert opened["layer_picker"] is False, opened
+    assert layer["layer_picker"] is True and layer["file_picker"] == [False], layer
+    assert layer["library_picker"] == [False], layer
+    assert library["library_picker"] == [True] and library["file_picker"] == [False], library
+    assert library["layer_picker"] is False, library
+    assert file_again["file_picker"] == [True] and file_again["layer_picker"] is False, file_again
+    assert opened["tv_weight_value"] == pytest.approx(0.001)
+    assert opened["tv_weight_text"] and all(text == "0.001" for text in opened["tv_weight_text"]), opened
+
+
+def test_interactive_dialog_starts_from_the_last_values_and_advanced_stays_open(gimp):
     needs_display(gimp)
     record = case(gimp, "remembered")
+    ui = ui_record(record)
     assert record["status"] == "success", record["message"]
     assert record["result"]["name"] == "Photo \u2013 style"
+    assert ui_record(case(gimp, "interactive"))["inspected"][0]["advanced_expanded"] == [False]
+    assert ui["inspected"][0]["advanced_expanded"] == [True], "Advanced was opened in the last run"
+
+
+def test_filters_repeat_stylizes_the_source_with_the_last_values(gimp):
+    needs_display(gimp)
+    record = case(gimp, "remembered")
+    assert record["selected_after"] == ["Photo"], record["selected_after"]
+    assert record["repeat"]["status"] == "success", record["repeat"]
+    layers = record["repeat"]["layers"]
+    assert layers[2:] == ["Photo", "Background"], layers
+    assert all(name.startswith("Photo \u2013 style") and name.count("\u2013") == 1 for name in layers[:2]), layers
+
+
+def test_an_interactive_failure_is_one_sentence_with_details(gimp):
+    needs_display(gimp)
+    record = case(gimp, "interactive-error")
+    _, info, workspace = gimp
+    box = ui_record(record).get("error_box")
+    assert record["status"] == "execution-error", record
+    assert box, "no error message box"
+    summary, details = box["summary"], box["details"]
+    print("summary: %s" % summary)
+    assert "\n" not in summary and summary.endswith(".") and len(summary) <= 200, summary
+    for internal in ("styles[0]", "options.", "--", "NEURAL_STYLE", "Traceback"):
+        assert internal not in summary, summary
+    assert box["expanders"] == ["_Details"], box
+    assert "truncated or damaged" in details and info["damaged_style"] in details, details
+    assert "Engine log: " in details and "Plug-in log: " in details, details
+    assert len(record["layers"]) == record["layer_count_before"], record["layers"]
+    assert not record["dirty_after"], "a failed run marked the image dirty"
+
+
+def test_running_again_stylizes_the_source_not_the_result(gimp):
+    record = case(gimp, "repeat")
+    assert record["status"] == "success", record["message"]
+    assert record["selected_after"] == ["Photo"], record["selected_after"]
+    assert record["repeat"]["status"] == "success", record["repeat"]
+    layers = record["repeat"]["layers"]
+    assert layers[2:] == ["Photo", "Background"], layers
+    # GIMP numbers the second "Photo – style" ("… #1"); a result of the result would be "… – style – style".
+    assert all(name.startswith("Photo \u2013 style") and name.count("\u2013") == 1 for name in layers[:2]), layers
+
+
+def test_gray_images_are_offered_in_the_menu(gimp):
+    record = case(gimp, "gray")
+    assert "GRAY*" in record["image_types"] and "RGB*" in record["image_types"], record["image_types"]
 
 
 # ---- failures: what the artist sees, and what is left of the image ---------------------------------
@@ -391,8 +534,10 @@ def test_a_job_the_engine_fails_is_an_execution_error_and_leaves_the_image_as_it
     assert record["message"].startswith("layer 'Photo' could not be stylized: "), record["message"]
     assert_one_readable_sentence(record["message"], *words)
     assert len(record["layers"]) == record["layer_count_before"], "a layer was left behind: %r" % record["layers"]
+    assert not record["dirty_after"], "the failed run left an undo step (the image is dirty)"
     assert same_file(record["source_before"]["path"], record["source_after"]["path"])
     assert case(gimp, "u16")["status"] == "success", "the next run, on the same engine, failed"
+    assert case(gimp, "u16")["dirty_after"], "a successful run is an undo step"
 
 
 def test_a_damaged_weights_file_fails_the_auto_start_clearly(gimp):
@@ -432,5 +577,13 @@ def test_the_next_run_after_an_engine_crash_starts_a_fresh_engine(gimp):
     assert record["status"] == "success", record["message"]
     assert record["result"]["name"] == "Photo \u2013 style"
     good_starts = [argv for argv in info["relayed"] if argv[-1] != info["damaged_weights"]]
-    assert len(good_starts) == 2, info["relayed"]     # one for "engine-killed", one for this run
+    assert len(good_starts) == 4, info["relayed"]     # "engine-killed", this run, "after-stop", "after-idle-kill"
     assert info["fresh_pid"] and info["fresh_pid"] != info["killed"]["pid"], (info["fresh_pid"], info["killed"])
+
+
+@pytest.mark.parametrize("name", ["after-stop", "after-idle-kill"])
+def test_the_first_run_after_the_engine_stopped_or_died_succeeds(gimp, name):
+    record = case(gimp, name)
+    assert record["before"]["pid"], record["before"]
+    assert record["status"] == "success", record["message"]
+    assert record["result"]["name"] == "Photo \u2013 style"

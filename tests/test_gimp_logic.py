@@ -202,3 +202,39 @@ def test_status_text_shows_scale_iteration_and_eta():
 
 def test_the_bar_uses_the_shared_fraction():
     assert progress.fraction({"iteration": 50, "iterations": 100}, 1, 2) == 0.75
+
+
+# ------------------------------------------------------------------------------------------ dialog helpers
+
+def test_a_double_control_shows_its_default_exactly():
+    by_name = {arg.name: arg for arg in arguments.arguments()}
+    assert arguments.display_digits(by_name["tv-weight"], 1) == 3          # 0.001, not 0.0
+    assert arguments.display_digits(by_name["strength"], 1) == 1            # never fewer than GIMP chose
+    assert arguments.display_digits(by_name["iterations"], 0) == 0          # not a double
+
+
+def test_read_values_turns_files_into_paths():
+    class File:
+        def get_path(self):
+            return "/x/starry.png"
+
+    class Config:
+        def get_property(self, name):
+            return File() if name == "style-file" else default_values()[name]
+    values = arguments.read_values(Config())
+    assert values["style-file"] == "/x/starry.png" and values["iterations"] == default_values()["iterations"]
+
+
+def test_aux_arguments_are_not_procedure_arguments_and_the_preview_switch_has_its_own_key():
+    names = {arg.name for arg in arguments.arguments()}
+    assert not names & {arg.name for arg in arguments.AUX_ARGUMENTS}
+    used = [a.label[a.label.index("_") + 1].lower() for a in arguments.arguments() if "_" in a.label]
+    assert "v" in arguments.DIALOG_MNEMONICS and "v" not in used, "Pre_view shares its key with a control"
+
+
+def test_the_plug_in_has_no_test_hooks():
+    for name in os.listdir(PLUGIN_DIR):
+        if name.endswith(".py"):
+            with open(os.path.join(PLUGIN_DIR, name), encoding="utf-8") as f:
+                text = f.read()
+            assert "_TEST" not in text and "environ" not in text, "%s reads a test switch" % name

@@ -85,8 +85,9 @@ def arguments() -> Tuple[Argument, ...]:
     return with_mnemonics(style + (strength,) + main + advanced + extra)
 
 
-# Mnemonics taken by GimpProcedureDialog's own buttons (Help, Reset, Cancel, OK, Load/Save settings).
-DIALOG_MNEMONICS = frozenset("hrcols")
+# Mnemonics taken by GimpProcedureDialog's own buttons (Help, Reset, Cancel, OK, Load/Save settings)
+# and by the preview's switch (Pre_view).
+DIALOG_MNEMONICS = frozenset("hrcolsv")
 
 
 def with_mnemonics(args):
@@ -103,6 +104,49 @@ def with_mnemonics(args):
                     break
         result.append(arg)
     return tuple(result)
+
+
+# Dialog state GIMP keeps with the last values (aux arguments: not part of the PDB call).
+AUX_ARGUMENTS = (
+    Argument("advanced-expanded", "boolean", "Show advanced settings", "the Advanced section is open", False),
+    Argument("preview", "boolean", "Pre_view", "show a small live preview of the current settings", True),
+)
+
+
+def read_values(config) -> dict:
+    """The procedure config -> {argument name: plain Python value} (files as paths, layers as layers)."""
+    values = {}
+    for arg in arguments():
+        value = config.get_property(arg.name)
+        if arg.kind == "file":
+            value = value.get_path() if value is not None else None
+        values[arg.name] = value
+    return values
+
+
+def display_digits(arg: Argument, shown: int = 0) -> int:
+    """Decimals a double's control needs to show its default exactly (0.001 must not read 0.0)."""
+    if arg.kind != "double":
+        return shown
+    digits = shown
+    value = arg.default
+    if value and 0 < abs(value) < 1:
+        needed = 0
+        while needed < 6 and abs(round(value, needed) - value) > abs(value) * 1e-6:
+            needed += 1
+        digits = max(digits, needed)
+    return digits
+
+
+class UserError(Exception):
+    """Something the artist or the caller can fix; str() is the one-sentence message (for scripts).
+
+    `code` and `cause` (an engine error code, a client exception) pick the artist's words in the
+    editor (shared/explain.py); `kept` names a layer kept as "(incomplete)"."""
+
+    def __init__(self, message, code=None, cause=None, engine_message="", kept=None):
+        super().__init__(message)
+        self.code, self.cause, self.engine_message, self.kept = code, cause, engine_message, kept
 
 
 class SettingsError(ValueError):

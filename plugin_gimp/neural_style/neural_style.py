@@ -14,8 +14,7 @@ import traceback
 
 import gi
 gi.require_version("Gimp", "3.0")
-gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # helper modules and shared/
 # pyzmq/msgpack the installer unpacked for GIMP's own Python (docs/install.md) come first.
@@ -23,14 +22,19 @@ if os.path.isdir(os.path.join(sys.path[0], "vendor")):
     sys.path.insert(0, os.path.join(sys.path[0], "vendor"))
 
 import gimp_arguments as arguments  # noqa: E402
+import gimp_layers as layers_io     # noqa: E402
 import gimp_pixels as pixels        # noqa: E402
 import gimp_progress as progress    # noqa: E402
 
 START_TIMEOUT_S = 60.0   # first start of the engine loads TensorFlow and VGG-19
 
 
-class UserError(Exception):
-    """Something the artist or the caller can fix; str() is the one-sentence message."""
+UserError = arguments.UserError
+
+
+def _log_path():
+    handler = next(iter(_log().handlers), None)
+    return getattr(handler, "baseFilename", None)
 
 
 def _log():
@@ -85,7 +89,7 @@ class NeuralStyle(Gimp.PlugIn):
 
     def do_create_procedure(self, name):
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
-        procedure.set_image_types("RGB*")
+        procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE
                                        | Gimp.ProcedureSensitivityMask.DRAWABLES)
         procedure.set_menu_label("Neural Style\u2026")
@@ -99,23 +103,27 @@ class NeuralStyle(Gimp.PlugIn):
         procedure.set_attribution("Neural Style for GIMP and Krita", "MIT", "2026")
         for arg in arguments.arguments():
             _add_argument(procedure, arg)
+        for arg in arguments.AUX_ARGUMENTS:
+            procedure.add_boolean_aux_argument(arg.name, arg.label, arg.help, bool(arg.default),
+                                               GObject.ParamFlags.READWRITE)
         return procedure
 
 
 # ------------------------------------------------------------------------------------------ running
 
 def run(procedure, run_mode, image, drawables, config, data):
-    interactive = run_mode == Gimp.RunMode.INTERACTIVE
+    # Filters > Repeat runs WITH_LAST_VALS: an artist at the screen too, so the same windows.
+    ui = run_mode != Gimp.RunMode.NONINTERACTIVE
     try:
-        if interactive:
+        if run_mode == Gimp.RunMode.INTERACTIVE:
             import gimp_dialog
-            if not gimp_dialog.run_dialog(procedure, config):
+            if not gimp_dialog.run_dialog(procedure, config, image, list(drawables)):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        values = read_values(config)
+        values = arguments.read_values(config)
         cancel_window = None
-        if interactive:
-            import gimp_dialog
-            cancel_window = gimp_dialog.CancelWindow()
+        if ui:
+            import gimp_windows
+            cancel_window = gimp_windows.CancelWindow()
         try:
             finished = stylize_layers(image, list(drawables), values, cancel_window)
         finally:
@@ -124,26 +132,50 @@ def run(procedure, run_mode, image, drawables, config, data):
         if not finished:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     except (UserError, arguments.SettingsError, ValueError) as error:
-        message = str(error)
-        _log().info("refused: %s", message)
-        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
+        return _failed(procedure, error, str(error), ui)
     except Exception as error:   # a bug: keep the details in the log, give the artist one sentence
         _log().error("unexpected failure:\n%s", traceback.format_exc())
         message = "Neural Style failed unexpectedly (%s: %s); details are in the plug-in log" % (
             type(error).__name__, error)
-        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
+        return _failed(procedure, error, message, ui)
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
-def read_values(config):
-    """The procedure config -> {argument name: plain Python value} (files as paths, layers as layers)."""
-    values = {}
-    for arg in arguments.arguments():
-        value = config.get_property(arg.name)
-        if arg.kind == "file":
-            value = value.get_path() if value is not None else None
-        values[arg.name] = value
-    return values
+def _failed(procedure, error, message, ui):
+    """Scripts get the full sentence as the execution error; an artist gets one short sentence in a
+    message box whose Details hold the full text and the logs' paths (and GIMP adds no second box)."""
+    _log().info("failed: %s", message)
+    if not ui:
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
+    summary, details = describe_failure(error, message)
+    try:
+        import gimp_windows
+        gimp_windows.show_error(summary, details)
+    except Exception:   # no display after all: GIMP shows the sentence itself
+        _log().error("the error window failed:\n%s", traceback.format_exc())
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(summary))
+    return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, None)
+
+
+def describe_failure(error, message):
+    """(summary, details) for the artist."""
+    from shared.explain import explain
+    code, cause = getattr(error, "code", None), getattr(error, "cause", None)
+    if code or cause is not None or not isinstance(error, (UserError, ValueError)):
+        explanation = explain(error=cause, code=code, message=getattr(error, "engine_message", "") or message)
+        summary, details = explanation.summary, explanation.details
+        if message not in details:
+            details = message + "\n\n" + details
+    else:   # the plug-in's own check: already the artist's words
+        summary = message[:1].upper() + message[1:].rstrip(".") + "."
+        details = message
+    kept = getattr(error, "kept", None)
+    if kept:
+        details = "The last preview is kept as layer '%s'.\n\n%s" % (kept, details)
+    log = _log_path()
+    if log:
+        details += "\nPlug-in log: %s" % log
+    return summary, details
 
 
 def _client_module():
@@ -166,6 +198,23 @@ def _source_layers(image, drawables):
     return drawables
 
 
+class _UndoGroup:
+    """One undo step for the whole run, opened only when the first result layer is made: a run that
+    changes nothing leaves no empty "Neural Style" step and does not mark the image dirty."""
+
+    def __init__(self, image):
+        self.image, self.started = image, False
+
+    def start(self):
+        if not self.started:
+            self.image.undo_group_start()
+            self.started = True
+
+    def end(self):
+        if self.started:
+            self.image.undo_group_end()
+
+
 def stylize_layers(image, drawables, values, cancel_window=None):
     """Stylize every layer; False when the artist cancelled."""
     layers = _source_layers(image, drawables)
@@ -177,23 +226,25 @@ def stylize_layers(image, drawables, values, cancel_window=None):
     engine_errors = (client_module.ClientError,)
     Gimp.progress_init("Neural Style: connecting to the engine")
     client = None
+    undo = _UndoGroup(image)
     try:
         client = client_module.Client(endpoint=values["engine-endpoint"] or None, autostart=True,
                                       start_timeout=START_TIMEOUT_S, client_name="GIMP Neural Style")
         client.connect()
         style, style_name = resolve_style(client, protocol, values)
-        image.undo_group_start()
         try:
             for index, layer in enumerate(layers):
                 if not stylize_layer(client, protocol, image, layer, style, style_name, options,
-                                     index, len(layers), cancel_window):
+                                     index, len(layers), cancel_window, undo):
                     return False
             return True
         finally:
-            image.undo_group_end()
+            if undo.started:     # the sources stay the target of the next run (Filters > Repeat)
+                image.set_selected_layers(layers)
+            undo.end()
             Gimp.displays_flush()
     except engine_errors as error:
-        raise UserError(str(error))
+        raise UserError(str(error), cause=error) from error
     finally:
         if client is not None:
             client.close()
@@ -219,132 +270,106 @@ def resolve_style(client, protocol, values):
         if layer is None or not layer.is_valid():
             raise UserError("style-layer is empty: choose the layer to take the style from")
         fmt = pixels.pixel_format("u8", 4)
-        data = read_pixels(layer, fmt)
+        data = layers_io.read_pixels(layer, fmt)
         style_pixels = protocol.Pixels(layer.get_width(), layer.get_height(), 4, "u8", data)
         return protocol.StyleRef.pixels(style_pixels, name=layer.get_name()), layer.get_name()
     raise UserError("style-source must be file, library or layer, got '%s'" % source)
 
 
-def read_pixels(drawable, fmt):
-    width, height = drawable.get_width(), drawable.get_height()
-    data = drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, width, height), 1.0, fmt.babl,
-                                     Gegl.AbyssPolicy.CLAMP)
-    data = bytes(data)
-    pixels.check_frame(width, height, fmt, data, "layer '%s'" % drawable.get_name())
-    return data
-
-
-def read_mask(image, layer):
-    """The selection over the layer's area as one u8 channel (0 = outside), or None without a selection."""
-    _, offset_x, offset_y = layer.get_offsets()
-    width, height = layer.get_width(), layer.get_height()
-    bounds = pixels.selection_bounds_from_gimp(*Gimp.Selection.bounds(image)[1:])
-    plan = pixels.selection_plan((offset_x, offset_y, width, height), bounds)
-    if plan == "none":
-        return None
-    if plan == "outside":
-        raise UserError("the selection does not overlap layer '%s': select part of it, or select none"
-                        % layer.get_name())
-    buffer = image.get_selection().get_buffer()
-    data = bytes(buffer.get(Gegl.Rectangle.new(offset_x, offset_y, width, height), 1.0, pixels.MASK_FORMAT,
-                            Gegl.AbyssPolicy.NONE))
-    if len(data) != width * height:
-        raise UserError("the selection of layer '%s' could not be read (%d bytes for %dx%d)"
-                        % (layer.get_name(), len(data), width, height))
-    return data
-
-
-def paint(layer, result):
-    """Write a Pixels (preview or result, at the layer's size) into the layer and show it."""
-    width, height = layer.get_width(), layer.get_height()
-    if (result.width, result.height) != (width, height):
-        raise UserError("the engine returned %dx%d pixels for the %dx%d layer '%s'"
-                        % (result.width, result.height, width, height, layer.get_name()))
-    fmt = pixels.pixel_format(result.dtype, result.channels)
-    data = bytes(result.data)
-    pixels.check_frame(width, height, fmt, data, "the engine's image")
-    buffer = layer.get_buffer()
-    buffer.set(Gegl.Rectangle.new(0, 0, width, height), fmt.babl, data)
-    buffer.flush()
-    layer.update(0, 0, width, height)
-    Gimp.displays_flush()
-
-
-def stylize_layer(client, protocol, image, layer, style, style_name, options, index, count, cancel_window):
-    """Stylize one layer into a new layer above it; False when the artist cancelled."""
-    dtype = pixels.dtype_for_precision(image.get_precision().value_name)
-    fmt = pixels.pixel_format(dtype, 4)
-    width, height = layer.get_width(), layer.get_height()
-    mask = read_mask(image, layer)
-    data = read_pixels(layer, fmt)
-
+def _new_result_layer(image, layer, name, undo):
+    undo.start()
     layer_type = getattr(Gimp.ImageType, pixels.layer_image_type(image.get_base_type().value_name))
-    result_layer = Gimp.Layer.new(image, arguments.result_layer_name(layer.get_name(), style_name),
-                                  width, height, layer_type, 100.0, Gimp.LayerMode.NORMAL)
+    result_layer = Gimp.Layer.new(image, name, layer.get_width(), layer.get_height(), layer_type, 100.0,
+                                  Gimp.LayerMode.NORMAL)
     _, offset_x, offset_y = layer.get_offsets()
     image.insert_layer(result_layer, layer.get_parent(), image.get_item_position(layer))
     result_layer.set_offsets(offset_x, offset_y)
     result_layer.fill(Gimp.FillType.TRANSPARENT)
+    return result_layer
+
+
+def stylize_layer(client, protocol, image, layer, style, style_name, options, index, count, cancel_window,
+                  undo):
+    """Stylize one layer into a new layer above it (made when the first pixels arrive); False when the
+    artist cancelled."""
+    dtype = pixels.dtype_for_precision(image.get_precision().value_name)
+    fmt = pixels.pixel_format(dtype, 4)
+    width, height = layer.get_width(), layer.get_height()
+    mask = layers_io.read_mask(image, layer)
+    data = layers_io.read_pixels(layer, fmt)
+    name = arguments.result_layer_name(layer.get_name(), style_name)
+    result_layer = None
+
+    def show(result):
+        nonlocal result_layer
+        if result_layer is None:
+            result_layer = _new_result_layer(image, layer, name, undo)
+        layers_io.paint(result_layer, result)
+
+    def stopped(reason, **why):
+        """Keep what was painted, named so that nobody takes it for a finished result."""
+        if result_layer is None:
+            return UserError(reason, **why)
+        kept = arguments.incomplete_layer_name(result_layer.get_name())
+        result_layer.set_name(kept)
+        _log().info("the job of '%s' ended after %d preview(s); kept as '%s'", layer.get_name(), previews, kept)
+        return UserError("%s; the last preview is kept as layer '%s'" % (reason.rstrip("."), kept), kept=kept,
+                         **why)
 
     Gimp.progress_set_text(progress.status_text({"stage": "waiting for the engine"}, layer.get_name(), index, count))
     started = time.monotonic()
     cancel_sent = False
-    painted = False
     previews = 0
-    try:   # from here on every failure leaves the image as it was, or keeps a clearly named preview
+    from shared.client import ClientError
+    try:
         job = client.submit(image=protocol.Pixels(width, height, 4, dtype, data), styles=[style],
                             options=options,
                             mask=protocol.Pixels(width, height, 1, "u8", mask) if mask is not None else None)
-        for event in job.events():
+        while True:
+            event = job.poll(0.05)
+            if cancel_window is not None:
+                cancel_window.pump()
+                if cancel_window.cancelled and not cancel_sent:
+                    job.cancel()
+                    cancel_sent = True
+            if event is None:
+                if job.done:
+                    raise UserError("layer '%s' could not be stylized: the engine ended the job without a "
+                                    "result" % layer.get_name())
+                continue
             if event.type == "progress":
                 text = progress.status_text(event.header, layer.get_name(), index, count)
                 done = progress.fraction(event.header, index, count)
                 Gimp.progress_set_text(text)
                 Gimp.progress_update(done)
                 if cancel_window is not None:
-                    cancel_window.update(text, done, layer.get_name())
+                    cancel_window.update(text, done)
                 if event.pixels is not None:
-                    paint(result_layer, event.pixels)
-                    if not painted:
+                    show(event.pixels)
+                    if not previews:
                         _log().info("'%s': first preview painted", layer.get_name())
-                    painted = True
                     previews += 1
             elif event.type == "result":
-                paint(result_layer, event.pixels)
+                show(event.pixels)
                 _log().info("stylized '%s' (%dx%d %s) in %.1f s, %d preview(s)", layer.get_name(), width,
                             height, dtype, time.monotonic() - started, previews)
                 return True
             elif event.type == "error":
-                raise UserError("layer '%s' could not be stylized: %s" % (
-                    layer.get_name(), event.header.get("message") or "the engine reported an error"))
+                message = event.header.get("message") or "the engine reported an error"
+                raise stopped("layer '%s' could not be stylized: %s" % (layer.get_name(), message),
+                              code=event.header.get("code"), engine_message=message)
             elif event.type == "cancelled":
-                if not painted:
-                    image.remove_layer(result_layer)
+                if result_layer is not None:
+                    stopped("cancelled")
                 return False
-            if cancel_window is not None and cancel_window.cancelled and not cancel_sent:
-                job.cancel()
-                cancel_sent = True
-        raise UserError("layer '%s' could not be stylized: the engine ended the job without a result"
-                        % layer.get_name())
-    except BaseException as error:
-        if not result_layer.is_valid() or (cancel_sent and painted):   # cancelled: keeps the last preview
-            raise
-        from shared.client import ClientError
-        if not isinstance(error, (UserError, ClientError)) or not painted:
-            image.remove_layer(result_layer)                 # nothing to keep: the image is as before
-            if isinstance(error, ClientError):               # the engine is gone: name the layer it ran
-                raise UserError("layer '%s' could not be stylized: %s" % (layer.get_name(), error)) from error
-            raise
-        # The job failed after previews (engine error, engine gone): keep the last preview, named
-        # so that nobody takes it for a finished result.
-        name = arguments.incomplete_layer_name(result_layer.get_name())
-        result_layer.set_name(name)
-        reason = str(error)
-        if isinstance(error, ClientError):
-            reason = "layer '%s' could not be stylized: %s" % (layer.get_name(), reason)
-        _log().info("the job of '%s' failed after %d preview(s); kept as '%s'", layer.get_name(), previews,
-                    name)
-        raise UserError("%s; the last preview is kept as layer '%s'" % (reason.rstrip("."), name)) from error
+    except ClientError as error:       # the engine refused the job, died or stopped answering
+        raise stopped("layer '%s' could not be stylized: %s" % (layer.get_name(), error), cause=error) from error
+    except UserError:
+        raise
+    except BaseException:
+        if result_layer is not None and result_layer.is_valid():
+            image.remove_layer(result_layer)          # a bug: no half-made layer stays behind
+        raise
 
 
 if __name__ == "__main__":

@@ -22,6 +22,58 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 
 PROCEDURE = "python-fu-neural-style"
+IDLE_WAIT_S = 10.0
+
+
+def engine_client(endpoint):
+    """A client from the installed plug-in's copy of shared/ (GIMP's Python has pyzmq and msgpack)."""
+    plugin = os.path.join(os.environ["XDG_CONFIG_HOME"], "GIMP", "3.0", "plug-ins", "neural_style")
+    if plugin not in sys.path:
+        sys.path.insert(0, plugin)
+    from shared.client import Client
+    return Client(endpoint, autostart=False, connect_timeout=2.0)
+
+
+def before_run(action, endpoint):
+    """What happens to the engine just before a case: "stop" (asked to shut down) or "kill" (SIGKILL)."""
+    import signal
+    client = engine_client(endpoint)
+    try:
+        client.connect()
+        pid = client.status().get("pid")
+        if action == "stop":
+            client.shutdown()
+        elif action == "kill":
+            os.kill(pid, signal.SIGKILL)
+        return {"pid": pid, "at": time.time()}
+    finally:
+        client.close()
+
+
+def wait_engine_idle(endpoint):
+    """time.time() when the engine on `endpoint` runs and queues nothing (None if not within IDLE_WAIT_S)."""
+    client = engine_client(endpoint)
+    try:
+        deadline = time.monotonic() + IDLE_WAIT_S
+        while time.monotonic() < deadline:
+            report = client.status()
+            if not report.get("running") and not report.get("queued"):
+                return time.time()
+            time.sleep(0.05)
+        return None
+    finally:
+        client.close()
+
+
+def write_ui_plan(case, out_dir):
+    """The plan tests/support/gimp_ui_hook.py follows inside the plug-in (no actions: it stays idle)."""
+    path = os.environ.get("NEURAL_STYLE_UI_PLAN")
+    if not path:
+        return None
+    record = "%s/%s-ui.json" % (out_dir, case["name"])
+    with open(path, "w") as f:
+        json.dump({"record": record, "actions": case.get("ui") or []}, f)
+    return record if case.get("ui") else None
 
 
 def pattern(width, height, seed, half_alpha_from_row=None):
@@ -150,12 +202,28 @@ def run_case(case, out_dir):
         os.makedirs(os.path.dirname(config_path), exist_ok=True)
         with open(config_path, "w") as f:
             json.dump(engine_config, f)
+    if case.get("before"):
+        record["before"] = before_run(*case["before"])
+    ui_record = write_ui_plan(case, out_dir)
+    image.clean_all()
     try:
         status, message, elapsed = call(image, [source] + ([second] if second else []), args, run_mode)
     finally:
         if config_path:
             os.unlink(config_path)
-    record.update(status=status, message=message, seconds=round(elapsed, 2))
+    record.update(status=status, message=message, seconds=round(elapsed, 2), ended_at=time.time())
+    if case.get("idle_endpoint"):
+        record["idle_at"] = wait_engine_idle(case["idle_endpoint"])
+    if ui_record:
+        write_ui_plan({"name": name}, out_dir)
+        try:
+            with open(ui_record) as f:
+                record["ui"] = json.load(f)
+        except (OSError, ValueError) as error:
+            record["ui"] = {"error": "no record from the UI hook: %s" % error}
+    record["dirty_after"] = bool(image.is_dirty())
+    record["image_types"] = Gimp.get_pdb().lookup_procedure(PROCEDURE).get_image_types()
+    record["selected_after"] = [layer.get_name() for layer in image.get_selected_layers()]
     layers = image.get_layers()
     record["layers"] = [describe(layer) for layer in layers]
     record["layer_count_before"] = count_before
@@ -166,6 +234,11 @@ def run_case(case, out_dir):
         above = layers[position - 1]
         record["result"] = describe(above)
         record["result_dump"] = dump(above, babl, "%s/%s-result.raw" % (out_dir, name))
+    if case.get("repeat"):     # Filters > Repeat: the same procedure on the layers now selected
+        mode = Gimp.RunMode.WITH_LAST_VALS if case["repeat"] == "with-last-vals" else Gimp.RunMode.NONINTERACTIVE
+        again = call(image, image.get_selected_layers(), args, mode)
+        record["repeat"] = {"status": again[0], "message": again[1],
+                            "layers": [layer.get_name() for layer in image.get_layers()]}
     image.delete()
     return record
 

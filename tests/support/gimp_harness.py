@@ -19,6 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SUPPORT = os.path.join(REPO, "tests", "support")
 RUN_SCRIPT = os.path.join(SUPPORT, "gimp_run.sh")
 DRIVER = os.path.join(SUPPORT, "gimp_driver.py")
+UI_HOOK = os.path.join(SUPPORT, "gimp_ui_hook.py")
 PLUGIN_NAME = "neural_style"
 
 
@@ -82,6 +83,11 @@ class GimpWorkspace:
         plan_path = os.path.join(self.path, "cases.json")
         results_path = os.path.join(self.path, "results.json")
         driver = shutil.copy(DRIVER, os.path.join(self.path, "gimp_driver.py"))
+        # The UI hook loads into GIMP's Python processes as sitecustomize; it acts only in the plug-in and
+        # only on a plan the driver writes for a case.
+        shutil.copy(UI_HOOK, os.path.join(self._dir("uihook"), "sitecustomize.py"))
+        env_extra = dict(env_extra or {}, PYTHONPATH=os.path.join(self.path, "uihook"),
+                         NEURAL_STYLE_UI_PLAN=os.path.join(self.path, "ui-plan.json"))
         with open(plan_path, "w") as f:
             json.dump({"out_dir": self.out, "results": results_path, "cases": cases}, f, indent=1)
         batch = ("import sys; sys.argv = ['gimp_driver', %r]; exec(open(%r).read())" % (plan_path, driver))
