@@ -106,6 +106,7 @@ def editor_cases(ctx):
     from tests.support.engine_fixture import REPO, engine_env
     relay = EngineRelay(workspace.path, engine_env(os.path.join(workspace.path, "relay-engine")), REPO)
     installed = {"command": relay.command(), "weights": fake_weights}
+    # Jobs meant to run until cancelled or killed use Adam: L-BFGS stops a converged job early.
     cases = [
         {"name": "selection", "kind": "selection", "selection": list(SELECTION),
          "half_alpha_from_row": HALF_ALPHA_ROW,
@@ -134,7 +135,7 @@ def editor_cases(ctx):
         # tests/support/gimp_ui_hook.py. GIMP starts an interactive run from the last successful
         # one's values (none yet before "interactive", so the first cases' own arguments count).
         {"name": "dialog-cancel", "kind": "plain", "interactive": True, "idle_endpoint": ctx.endpoint,
-         "args": dict(FAST, **{"style-file": style, "iterations": 3000}),
+         "args": dict(FAST, **{"style-file": style, "iterations": 3000, "optimizer": "adam"}),
          "ui": [["wait_dialog", None], ["wait_pictures", 1], ["click", "cancel"]]},
         {"name": "preview-selection", "kind": "selection", "interactive": True, "selection": list(SELECTION),
          "args": dict(FAST, **{"style-file": style}),
@@ -142,7 +143,8 @@ def editor_cases(ctx):
                 ["click", "cancel"]]},
         {"name": "cancel", "kind": "plain", "interactive": True, "layer_name": "Cancel me",
          "idle_endpoint": ctx.endpoint,
-         "args": dict(FAST, **{"style-file": style, "iterations": 3000, "preview-interval-s": 0.01}),
+         "args": dict(FAST, **{"style-file": style, "iterations": 3000, "optimizer": "adam",
+                               "preview-interval-s": 0.01}),
          "ui": [["wait_dialog", None], ["click", "ok"], ["wait_progress", 0.0], ["wait_seconds", 1.0],
                 ["cancel_progress", None]]},
         {"name": "interactive", "kind": "plain", "interactive": True,
@@ -171,7 +173,7 @@ def editor_cases(ctx):
          "args": dict(FAST, **{"style-file": style, "engine-endpoint": faults_endpoint})},
         {"name": "engine-killed", "kind": "plain", "layer_name": "Crash me", "engine_config": [engine_json, installed],
          "args": dict(FAST, **{"style-file": style, "engine-endpoint": faults_endpoint, "iterations": 3000,
-                               "preview-interval-s": 0.01})},
+                               "optimizer": "adam", "preview-interval-s": 0.01})},
         {"name": "after-crash", "kind": "plain", "engine_config": [engine_json, installed],
          "args": dict(FAST, **{"style-file": style, "engine-endpoint": faults_endpoint})},
         # The first run after the engine was stopped, or killed while idle, succeeds.
