@@ -45,7 +45,7 @@ def test_build_and_validate_submit_round_trip():
     assert bytes(request.mask.data) == bytes(range(48))
     assert request.options["iterations"] == 7 and request.options["feather"] == 2
     assert request.options["preview_interval_s"] == 0.5
-    assert request.options["style_layer_weights"] == (1.0, 2.0)
+    assert request.options["style_layer_weights"] == (1.0, 1.0)     # equal, as jcjohnson's default
     assert request.styles[0].kind == "pixels" and request.styles[0].name == "s"
     # pixels travel as frames, never inside the msgpack map
     assert len(frames[0]) < 1000 and len(frames) == 4
