@@ -65,7 +65,7 @@ def run(model, frames, style, options, temporal_weight, frame_iterations=None):
     from engine_server.cli.style_args import RunGramCache
 
     cache = RunGramCache()
-    sequence = Sequence(temporal_weight or 0.0)
+    sequence = Sequence(temporal_weight or 0.0, options)
     out = []
     for content in frames:
         curve = []

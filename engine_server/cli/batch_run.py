@@ -190,7 +190,7 @@ class Batch:
         from ..core.stylize import stylize
         from ..core.temporal import Sequence
 
-        sequence = Sequence(self.args.temporal_weight) if self.args.frames and unit.kind != "image" else None
+        sequence = Sequence(self.args.temporal_weight, self.options) if self.args.frames and unit.kind != "image" else None
         writer = None
         try:
             for item in self.items(unit):

@@ -2,11 +2,16 @@
 for videos", 2016), short-term version.
 
 For frame i, the previous result is warped into frame i with the optical flow between the two
-content frames; frame i starts from that warped result, and a temporal term
+content frames; frame i starts from that warped result, and a temporal term keeps x close to it
+where c = 1 (ω: the warped previous result, pixels 0..255, D = 3·H·W of the scale at work):
 
-    L_temporal = 1/2 Σ c · (x - ω)²        ω: warped previous result, pixels 0..255
+- "size" (default): L_temporal = Σ c · (x - ω)² / D, Ruder et al.'s own form, a mean per pixel
+  value, so a weight means the same at every size, as the other terms (core/losses.py) do;
+- "seed": the raw ½ Σ c · (x - ω)², times N_c·M_c(final)/D (the content layer's feature values of
+  the final picture per pixel value): what turns the "size" content term into the "seed" one, so
+  the temporal/content balance is the same under both normalizations and on every scale.
 
-keeps x close to it where c = 1. c is 0 where the flow cannot be trusted: pixels occluded or
+ c is 0 where the flow cannot be trusted: pixels occluded or
 disoccluded between the frames (forward and backward flow disagree), on motion boundaries, and
 where the flow points outside the previous frame. The flow is OpenCV's DIS (dense inverse search),
 computed on the content frames, never on the stylized ones.
@@ -16,6 +21,8 @@ import numpy as np
 
 from .errors import InputError
 from .images import resize
+from .losses import check_normalization, feature_positions
+from .model import layer_names, pools_before
 
 
 def _cv2():
@@ -80,14 +87,26 @@ def previous_into(previous_content, content, previous_result):
     return np.clip(warped, 0.0, 255.0), consistency(backward, forward)
 
 
-class TemporalTerm:
-    """`stylize(..., extra_loss=TemporalTerm(ω, c, weight))`: weight · ½ Σ c (x - ω)² and its gradient,
-    at whatever size a scale works on (ω and c resized to it)."""
+def content_values(size, content_layer):
+    """N_c·M_c: the content layer's feature values for an image of `size` (VGG-19: 64 channels in
+    block 1, doubling per block up to 512)."""
+    return min(64 << pools_before(content_layer), 512) * feature_positions(size, layer_names([content_layer])[0])
 
-    def __init__(self, warped, weights, weight):
+
+class TemporalTerm:
+    """`stylize(..., extra_loss=TemporalTerm(ω, c, weight, options))`: weight · L_temporal (module doc)
+    and its gradient, at whatever size a scale works on (ω and c resized to it). ω's size is the
+    final one; options give loss_normalization and content_layer (the defaults' when left out)."""
+
+    def __init__(self, warped, weights, weight, options=None):
+        from shared.options import defaults
+
+        options = {**defaults(), **dict(options or {})}
         self.warped = np.asarray(warped, np.float32)
         self.weights = np.asarray(weights, np.float32)
         self.weight = float(weight)
+        self.normalization = check_normalization(options.get("loss_normalization", "size"))
+        self.final_values = content_values(self.warped.shape[:2], options["content_layer"])
         self._sized = {}
 
     def _at(self, size):
@@ -99,12 +118,20 @@ class TemporalTerm:
                 self._sized[size] = (resize(self.warped, size), (mask > 0.999).astype(np.float32))
         return self._sized[size]
 
+    def scale(self, size):
+        """L_temporal = scale · Σ c (x - ω)² at an image of `size`."""
+        values = 3.0 * size[0] * size[1]
+        return 0.5 * self.final_values / values if self.normalization == "seed" else 1.0 / values
+
     def __call__(self, image):
         """image HxWx3 -> (weighted value, gradient HxWx3 float32, {"temporal_loss": unweighted value})."""
-        warped, weights = self._at(tuple(image.shape[:2]))
+        size = tuple(image.shape[:2])
+        warped, weights = self._at(size)
+        scale = self.scale(size)
         difference = weights * (np.asarray(image, np.float32) - warped)
-        value = 0.5 * float(np.sum(difference * difference, dtype=np.float64))
-        return self.weight * value, (self.weight * difference).astype(np.float32), {"temporal_loss": value}
+        value = scale * float(np.sum(difference * difference, dtype=np.float64))
+        gradient = (2.0 * scale * self.weight) * difference
+        return self.weight * value, gradient.astype(np.float32), {"temporal_loss": value}
 
 
 def compensated_difference(previous_result, result, backward, weights):
@@ -121,15 +148,16 @@ def compensated_difference(previous_result, result, backward, weights):
 class Sequence:
     """The frames of one shot, in order: what each frame starts from and the term that holds it.
 
-        sequence = Sequence(weight)
+        sequence = Sequence(weight, options)
         for content in frames:                       # HxWx3 0..255, all at the working size
             init, extra = sequence.prepare(content)  # (None, None) for the first frame
             result = stylize(..., init_image=init, extra_loss=extra)
             sequence.done(result)
     """
 
-    def __init__(self, weight):
+    def __init__(self, weight, options=None):
         self.weight = float(weight)
+        self.options = options
         self._previous = None          # (content, result) of the last frame
         self._content = None
 
@@ -139,7 +167,7 @@ class Sequence:
             return None, None
         warped, weights = previous_into(self._previous[0], self._content, self._previous[1])
         self.coverage = float(weights.mean())
-        return warped, (TemporalTerm(warped, weights, self.weight) if self.weight > 0 else None)
+        return warped, (TemporalTerm(warped, weights, self.weight, self.options) if self.weight > 0 else None)
 
     def done(self, result):
         self._previous = (self._content, np.asarray(result, np.float32))
