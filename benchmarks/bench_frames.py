@@ -1,7 +1,8 @@
 """Temporal coherence of `batch --frames` (issue 18): flicker and iterations, frames vs independent.
 
     python3 benchmarks/bench_frames.py [--weights VGG19.h5] [--size 112] [--frames 6] [--shift 2]
-                                       [--iterations 60] [--temporal-weights 0,0.3,1,3]
+                                       [--iterations 60] [--temporal-weights 0,30,100,300]
+                                       [--frame-iterations 20,30] [--loss-normalization size|seed]
 
 A synthetic moving shot: a window panning `--shift` pixels per frame across tubingen.jpg (a
 smooth random texture when ../shared/data is absent), so the true motion is known. Every frame is
@@ -123,9 +124,10 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--shift", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=60)
-    parser.add_argument("--temporal-weights", default="0,300,1000,3000,10000")
+    parser.add_argument("--temporal-weights", default="0,10,30,100,300,1000")
     parser.add_argument("--frame-iterations", default="",
-                        help="also run the default weight (1000) with these iterations for frames 2.. (e.g. 20,30)")
+                        help="also run the default weight with these iterations for frames 2.. (e.g. 20,30)")
+    parser.add_argument("--loss-normalization", default="size", choices=("size", "seed"))
     args = parser.parse_args(argv)
     weights = args.weights
     if not weights:
@@ -137,13 +139,17 @@ def main(argv=None):
     from shared.options import defaults
 
     model = VGG19Features.load(weights)
-    options = {**defaults(), "iterations": args.iterations, "max_size": args.size}
+    from engine_server.cli.batch import DEFAULT_TEMPORAL_WEIGHT
+
+    options = {**defaults(), "iterations": args.iterations, "max_size": args.size,
+               "loss_normalization": args.loss_normalization}
     frames = shot(args.size, args.frames, args.shift)
     style = style_image(args.size)
     rows = []
     cases = [("independent", None)] + [("frames, temporal weight %g" % float(w), float(w))
                                        for w in args.temporal_weights.split(",") if w.strip()]
-    cases += [("frames, temporal weight 1000, %s iterations after the first" % n, 1000.0, int(n))
+    cases += [("frames, temporal weight %g, %s iterations after the first" % (DEFAULT_TEMPORAL_WEIGHT, n),
+               DEFAULT_TEMPORAL_WEIGHT, int(n))
               for n in args.frame_iterations.split(",") if n.strip()]
     first_loss = None
     for case in cases:

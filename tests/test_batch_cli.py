@@ -129,12 +129,14 @@ def frames_flicker(folder, names):
 
 
 def test_frames_flicker_less_than_independent_frames(inputs, fake_weights, tmp_path, capsys):
-    common = ["batch", inputs / "style.png", inputs / "shot", "--weights", fake_weights, "--iterations", "8"]
+    common = ["batch", inputs / "style.png", inputs / "shot", "--weights", fake_weights, "--iterations", "20"]
     assert run_main(common + ["-o", tmp_path / "alone"], capsys)[0] == 0
     assert run_main(common + ["-o", tmp_path / "shot", "--frames"], capsys)[0] == 0
     names = ["f1.png", "f2.png", "f3.png"]
     alone, held = frames_flicker(tmp_path / "alone", names), frames_flicker(tmp_path / "shot", names)
     # Tiny and short, so a modest margin here; the >= 2x target is measured by benchmarks/bench_frames.py.
+    # 20 iterations, not fewer: after a few, independent frames are still close to their own (nearly
+    # equal) contents, while each later frame of a shot goes on stylizing from the previous result.
     assert held < 0.75 * alone, (held, alone)
 
 

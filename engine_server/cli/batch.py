@@ -15,7 +15,7 @@ from typing import List, Optional
 from ..core.errors import InputError
 from ..core.video import IMAGE_EXTENSIONS, VideoReader, folder_images, is_image, is_video
 
-DEFAULT_TEMPORAL_WEIGHT = 1000.0
+DEFAULT_TEMPORAL_WEIGHT = 100.0
 FRAME_DIGITS = 5
 
 
@@ -158,8 +158,9 @@ def register(subparsers):
                             "starts from the previous result, warped by the optical flow, and a temporal loss keeps "
                             "it there where the motion is trusted (Ruder et al. 2016)")
     batch.add_argument("--temporal-weight", type=float, default=DEFAULT_TEMPORAL_WEIGHT, metavar="X",
-                       help="weight of the temporal loss 1/2 sum c (x - warped)^2 on 0..255 pixels, the units of "
-                            "--tv-weight (default: %g; 0: warped start only)" % DEFAULT_TEMPORAL_WEIGHT)
+                       help="weight of the temporal loss, the mean of c (x - warped)^2 over the 0..255 pixel values "
+                            "(--loss-normalization seed: docs/frames.md), the same at every size "
+                            "(default: %g; 0: warped start only)" % DEFAULT_TEMPORAL_WEIGHT)
     batch.add_argument("--frame-iterations", type=int, default=None, metavar="N",
                        help="iterations for each frame after a shot's first (default: --iterations); later "
                             "frames start near a result, so fewer usually do (docs/frames.md)")
