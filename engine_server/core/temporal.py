@@ -22,7 +22,7 @@ import numpy as np
 from .errors import InputError
 from .images import resize
 from .losses import check_normalization, feature_positions
-from .model import layer_names, pools_before
+from .model import pools_before
 
 
 def _cv2():
@@ -90,7 +90,7 @@ def previous_into(previous_content, content, previous_result):
 def content_values(size, content_layer):
     """N_c·M_c: the content layer's feature values for an image of `size` (VGG-19: 64 channels in
     block 1, doubling per block up to 512)."""
-    return min(64 << pools_before(content_layer), 512) * feature_positions(size, layer_names([content_layer])[0])
+    return min(64 << pools_before(content_layer), 512) * feature_positions(size, content_layer)
 
 
 class TemporalTerm:
