@@ -69,3 +69,16 @@ def redirect_native_stderr() -> None:
     os.close(log_fd)
     sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
                            errors="backslashreplace")
+
+
+def tail(path: str, lines: int = 40) -> "list | None":
+    """The last `lines` lines of the log at `path` (read from its end), or None if there is none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max(1, lines) * 400))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    return text.splitlines()[-lines:] if lines > 0 else []
