@@ -77,7 +77,7 @@ def main():
     content, style = gradient(160), StyleRef.pixels(gradient(128, 3, seed=90), name="bench")
     full_image = gradient(512)
     print("load average before: %.2f %.2f %.2f on %d CPUs" % (os.getloadavg() + (os.cpu_count(),)))
-    with running_engine(endpoint, weights, home=home) as _engine:
+    with running_engine(endpoint, weights, home=home):
         with Client(endpoint, autostart=False) as artist, Client(endpoint, autostart=False) as other:
             cold = preview_round(artist, content, style)
             print("first preview on a fresh engine: first picture %.2f s, result %.2f s (includes tracing)"
@@ -85,13 +85,12 @@ def main():
             idle_before = rounds(artist, content, style, args.rounds)
             print(describe("idle engine:", *idle_before))
             full = other.submit(full_image, [style], FULL)
-            seen = [event for event in (full.poll(600),) if event is not None]
-            assert seen and seen[0].type == "progress", "the full job did not start"
-            # one full-job evaluation at 512 px, for reference: the time between its progress events
-            step_started = time.monotonic()
-            second = full.poll(600)
-            step = time.monotonic() - step_started
-            before = seen[-1].header["iteration"] if second is None else second.header["iteration"]
+            while True:      # two progress events apart in time: the full job's pace before the previews
+                event = full.poll(600)
+                if event.type == "progress" and event.header["iteration"] >= 3:
+                    break
+            before = event.header["iteration"]
+            pace = event.header["elapsed_s"] / before
             busy = rounds(artist, content, style, args.rounds)
             print(describe("with a 512 px full job running:", *busy))
             after = None
@@ -100,8 +99,8 @@ def main():
                 event = full.poll(1.0)
                 if event is not None and event.type == "progress" and event.header["iteration"] > before:
                     after = event.header["iteration"]
-            print("512 px full job: ~%.2f s per iteration; at iteration %d before the previews, %s after"
-                  % (step, before, after if after is not None else "no progress"))
+            print("512 px full job: %.2f s per iteration before the previews; at iteration %d before them, "
+                  "%s after" % (pace, before, after if after is not None else "no progress"))
             full.cancel()
             full.wait(600)
             idle_after = rounds(artist, content, style, args.rounds)
