@@ -140,8 +140,9 @@ def _killed_client_frees_the_engine(engine):
         "from shared.client import Client\n"
         "from shared.protocol import Pixels, StyleRef\n"
         "c = Client(sys.argv[1], autostart=False)\n"
-        "img = Pixels(32, 32, 3, 'u8', bytes(32 * 32 * 3))\n"
-        "job = c.submit(img, [StyleRef.pixels(img)], {'iterations': 10000, 'preview_interval_s': 0})\n"
+        "img = Pixels(32, 32, 3, 'u8', bytes(range(256)) * 12)\n"
+        "style = Pixels(16, 16, 3, 'u8', bytes(range(255, -1, -1)) * 3)\n"
+        "job = c.submit(img, [StyleRef.pixels(style)], {'iterations': 10000, 'preview_interval_s': 0})\n"
         "for event in job.events():\n"
         "    print(event.type, flush=True)\n")
     child = subprocess.Popen([sys.executable, "-c", script, engine.endpoint], cwd=REPO, stdout=subprocess.PIPE,
@@ -156,6 +157,8 @@ def _killed_client_frees_the_engine(engine):
             child.wait(10)
         assert wait_for(lambda: "running" not in client.status(), HANG_S)
         freed = time.monotonic() - killed
+        with open(os.path.join(engine.home, "state", "neural-style", "engine.log"), encoding="utf-8") as f:
+            assert "job 1 cancelled (client_gone)" in f.read()
         print("\na killed client's job was cancelled %.2f s after the kill" % freed)
         assert freed < 5.0
 
