@@ -6,6 +6,7 @@ Standard library + pyzmq (24 or later), Python 3.9+.
 
 import os
 import threading
+import weakref
 from typing import Any, List, Optional
 
 import zmq
@@ -58,21 +59,26 @@ class SocketEvents:
 
 
 class Heartbeat(threading.Thread):
-    """Calls `tick()` every `interval` seconds until stopped: the client's heartbeats and receiving
-    go on while the editor's thread is busy elsewhere."""
+    """Calls the bound method `tick` every `interval` seconds until stopped (or its object is gone:
+    it holds it weakly, so a client nobody closed can still be collected): the client's heartbeats
+    and receiving go on while the editor's thread is busy elsewhere."""
 
     def __init__(self, tick: Any, interval: float):
         super().__init__(name="neural-style-heartbeat", daemon=True)
-        self.tick = tick
+        self._tick = weakref.WeakMethod(tick)
         self.interval = interval
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
+            tick = self._tick()
+            if tick is None:
+                return
             try:
-                self.tick()
+                tick()
             except Exception:       # a closed socket at exit; the caller's next call reports it
                 pass
+            del tick
 
     def stop(self) -> None:
         self._stop_event.set()

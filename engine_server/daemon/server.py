@@ -349,7 +349,8 @@ class EngineServer:
                 for index, job in enumerate(waiting) if job.client == identity]
         current = None
         if running is not None:
-            current = {"mine": running.client == identity, "elapsed_s": time.monotonic() - (running.started or 0)}
+            current = {"mine": running.client == identity, "elapsed_s": time.monotonic() - (running.started or 0),
+                       "priority": running.priority, "paused": len(snapshot["paused"])}
             if running.client == identity:
                 current["job"] = running.id
                 current["iteration"] = running.progress.get("iteration", 0)
