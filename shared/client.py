@@ -70,6 +70,7 @@ class Client(LibraryCalls):
                 self._watch_events()          # a connection dropped a moment ago is noticed here
             if self.welcome is not None and not self._lost:
                 return self.welcome
+            self.welcome = None          # until a new hello is answered
             self._lost = False
             welcome = None
             if self._maybe_listening():

@@ -176,3 +176,26 @@ def test_the_engine_configures_gpus_before_it_loads_the_model():
     from engine_server.daemon import lifecycle
     source = inspect.getsource(lifecycle._serve)
     assert source.index("configure_gpus(") < source.index("VGG19Features.load(")
+
+
+def test_a_stopped_engine_is_noticed_from_its_disconnect_and_is_not_reported_running_again():
+    from shared.client import EngineUnavailable
+
+    def run_job(job, emit):
+        emit(job, p.message(p.RESULT, job=job.id, image=IMG.descriptor(1)), [IMG.data])
+
+    with engine_loop(run_job) as (server, endpoint):
+        client = Client(endpoint, autostart=False, lost_after=30.0)     # silence alone would take 30 s
+        client.connect()
+        assert client.engine_running()
+        server.stop()
+        stopped = time.monotonic()
+        deadline = stopped + 10
+        while client.engine_running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        noticed = time.monotonic() - stopped
+        assert noticed < 5.0, "noticed only after %.1f s" % noticed
+        for _ in range(2):
+            with pytest.raises(EngineUnavailable):
+                client.connect()
+        client.close()
