@@ -6,6 +6,7 @@ Standard library + pyzmq + msgpack, Python 3.9+ (runs inside Krita's and GIMP's 
 Debian's python3-zmq, which may be as old as pyzmq 24).
 """
 
+import os
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -207,29 +208,38 @@ class Client(LibraryCalls):
         self._close_socket(linger=0)
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        if self.curve or (self.curve is None and not endpoints.is_loopback(self.endpoint)):
+        curve = bool(self.curve or (self.curve is None and not endpoints.is_loopback(self.endpoint)))
+        if curve:
             keepalive.apply_curve(sock, self.endpoint, self.curve_dir)
-        self._events = keepalive.SocketEvents(sock)
+        # ZeroMQ's socket events only where a key can be refused, and only until the welcome: a socket
+        # monitor crashed Krita (Debian 12's libzmq 4.3.4) in real-editor tests.
+        self._events = keepalive.SocketEvents(sock) if curve else None
         sock.connect(self.endpoint)
         self._socket = sock
         self._replies.clear()
 
     def _close_socket(self, linger: int) -> None:
         if self._socket is not None:
-            if self._events is not None:
-                self._events.close(self._socket)
-                self._events = None
+            self._close_events()
             self._socket.close(linger=linger)
             self._socket = None
 
+    def _close_events(self) -> None:
+        if self._events is not None and self._socket is not None:
+            self._events.close(self._socket)
+        self._events = None
+
     def _watch_events(self) -> None:
-        """Act on the socket's events: a dropped connection means the engine is gone (it stopped,
-        crashed or went idle); the next request starts a new one."""
-        if self._events is None:
+        """Notice a gone engine early (the next request then starts a new one): its ipc socket file is
+        gone (stopped, idle), or it missed its heartbeats while no job of ours runs (crashed)."""
+        if self.welcome is None or self._lost:
             return
-        self._events.read()
-        if self._events.disconnected and self.welcome is not None and not self._lost:
-            self._lose("the engine on %s stopped answering (it closed the connection: it stopped or crashed)"
+        path = endpoints.ipc_path(self.endpoint)
+        if path is not None and not os.path.exists(path):
+            self._lose("the engine on %s stopped answering (its socket is gone: it stopped or crashed)"
+                       % self.endpoint)
+        elif not self._jobs and not self._submits and time.monotonic() - self._last_heard > max(2.5, 2.5 * self._heartbeat_interval):
+            self._lose("the engine on %s stopped answering (it missed its heartbeats: it may have crashed)"
                        % self.endpoint)
 
     def _maybe_listening(self) -> bool:
@@ -246,6 +256,7 @@ class Client(LibraryCalls):
             if self._events is not None:
                 self._events.read()
                 if self._events.refused:
+                    self._close_events()
                     raise EngineRefused("the engine on %s refused this client's key (CurveZMQ): this client's "
                                         "public key must be among the engine's authorized clients, and the "
                                         "engine's public key must be this client's server key" % self.endpoint)
@@ -265,6 +276,7 @@ class Client(LibraryCalls):
                                    % (self.endpoint, header.get("type"), header.get("protocol_version"),
                                       p.PROTOCOL_VERSION))
         self._last_heard = time.monotonic()
+        self._close_events()
         return header
 
     def _start_and_hello(self) -> Dict[str, Any]:

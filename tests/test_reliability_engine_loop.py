@@ -178,7 +178,7 @@ def test_the_engine_configures_gpus_before_it_loads_the_model():
     assert source.index("configure_gpus(") < source.index("VGG19Features.load(")
 
 
-def test_a_stopped_engine_is_noticed_from_its_disconnect_and_is_not_reported_running_again():
+def test_a_stopped_engine_is_noticed_at_once_and_is_not_reported_running_again():
     from shared.client import EngineUnavailable
 
     def run_job(job, emit):
