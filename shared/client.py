@@ -211,9 +211,9 @@ class Client(LibraryCalls):
         curve = bool(self.curve or (self.curve is None and not endpoints.is_loopback(self.endpoint)))
         if curve:
             keepalive.apply_curve(sock, self.endpoint, self.curve_dir)
-        # ZeroMQ's socket events only where a key can be refused, and only until the welcome: a socket
-        # monitor crashed Krita (Debian 12's libzmq 4.3.4) in real-editor tests.
-        self._events = keepalive.SocketEvents(sock) if curve else None
+        # ZeroMQ's socket events only where a key can be refused (tcp), and only until the welcome:
+        # the ipc socket file and the heartbeats tell a gone engine (see _watch_events).
+        self._events = keepalive.SocketEvents(sock) if curve or endpoints.ipc_path(self.endpoint) is None else None
         sock.connect(self.endpoint)
         self._socket = sock
         self._replies.clear()
