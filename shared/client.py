@@ -1,6 +1,7 @@
 """The engine client the plugins and the CLI use: connect (auto-starting the engine), submit, events, cancel.
 
-A Client belongs to one thread; `Job.cancel()` is the one call that is safe from any thread.
+A Client belongs to one thread; `Job.cancel()` and `engine_running()` are safe from any thread. A
+heartbeat thread keeps the connection alive (and receives) while the caller's thread is busy.
 Standard library + pyzmq + msgpack, Python 3.9+ (runs inside Krita's and GIMP's Pythons with
 Debian's python3-zmq, which may be as old as pyzmq 24).
 """
@@ -12,21 +13,25 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import zmq
 
-from . import endpoints, engine_start
+from . import endpoints, engine_start, keepalive
 from . import protocol as p
-from .client_errors import ClientError, EngineLost, EngineUnavailable, JobFailed, ProtocolMismatch  # noqa: F401
+from .client_errors import (ClientError, EngineLost, EngineRefused, EngineUnavailable, JobFailed,  # noqa: F401
+                            ProtocolMismatch)
 from .job import Event, Job, pixels_from  # noqa: F401
+from .library_calls import LibraryCalls
 
-ENGINE_LOST_AFTER_S = 5.0       # no message at all from the engine for this long while waiting: it is gone
+ENGINE_LOST_AFTER_S = 5.0       # no message at all from the engine for this long: it is gone
+IDLE_TIMEOUT_S = 600.0          # an engine this client starts exits after this long without work
 
 
-class Client:
+class Client(LibraryCalls):
     """A connection to the engine. See docs/architecture.md ("The client") and docs/protocol.md."""
 
     def __init__(self, endpoint: Optional[str] = None, autostart: bool = True, start_timeout: float = 30.0,
                  engine_command: Any = None, client_name: str = "neural-style client",
                  connect_timeout: float = 2.0, lost_after: float = ENGINE_LOST_AFTER_S,
-                 curve_dir: Optional[str] = None, weights: Optional[str] = None, curve: Optional[bool] = None):
+                 curve_dir: Optional[str] = None, weights: Optional[str] = None, curve: Optional[bool] = None,
+                 idle_timeout: float = IDLE_TIMEOUT_S):
         try:
             self.endpoint = endpoints.resolve(endpoint)
         except endpoints.EndpointError as error:
@@ -40,6 +45,7 @@ class Client:
         self.curve_dir = curve_dir
         self.curve = curve             # None: CurveZMQ for any endpoint that is not ipc or loopback
         self.weights = weights
+        self.idle_timeout = idle_timeout   # for an engine this client starts (0 = it never exits by itself)
         self.welcome: Optional[Dict[str, Any]] = None
         self._context = zmq.Context.instance()
         self._socket: Optional[zmq.Socket] = None
@@ -51,17 +57,21 @@ class Client:
         self._heartbeat_interval = p.DEFAULT_LIMITS["heartbeat_interval_s"]
         self._last_heard = 0.0
         self._last_sent = 0.0
-        self._last_wait = 0.0          # when a _wait() last returned
-        self._idle_until = 0.0
         self._lost = False
+        self._lost_reason = ""
+        self._events: Optional[keepalive.SocketEvents] = None
+        self._heartbeat: Optional[keepalive.Heartbeat] = None
 
     # ----------------------------------------------------------------------------------- life cycle
 
     def connect(self) -> Dict[str, Any]:
         """Say hello (starting the engine if needed); returns the welcome map."""
         with self._lock:
+            if self.welcome is not None and not self._lost and self._socket is not None:
+                self._watch_events()          # a connection dropped a moment ago is noticed here
             if self.welcome is not None and not self._lost:
                 return self.welcome
+            self.welcome = None          # until a new hello is answered
             self._lost = False
             welcome = None
             if self._maybe_listening():
@@ -73,10 +83,36 @@ class Client:
                 welcome = self._start_and_hello()
             self.welcome = welcome
             self._heartbeat_interval = float(welcome.get("limits", {}).get("heartbeat_interval_s", 1.0))
+            if self._heartbeat is None or not self._heartbeat.is_alive():
+                self._heartbeat = keepalive.Heartbeat(self._background_tick, min(0.5, self._heartbeat_interval / 2))
+                self._heartbeat.start()
             return welcome
+
+    def engine_running(self, timeout: float = 1.0) -> bool:
+        """True if an engine answers on this endpoint now; never starts one, never raises. Cheap while
+        connected (the heartbeats say it), else one hello on a socket of its own."""
+        if self._lock.acquire(blocking=False):      # else another thread is receiving right now
+            try:
+                self._watch_events()
+            finally:
+                self._lock.release()
+        if self.welcome is not None and not self._lost:
+            return time.monotonic() - self._last_heard < max(2.5, 2.5 * self._heartbeat_interval)
+        probe = Client(self.endpoint, autostart=False, connect_timeout=timeout, client_name=self.client_name,
+                       curve_dir=self.curve_dir, curve=self.curve)
+        try:
+            probe._connect_once()
+            return True
+        except ClientError:
+            return False
+        finally:
+            probe.close()
 
     def close(self) -> None:
         """Say goodbye (the engine cancels this client's unfinished jobs) and close the socket."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         with self._lock:
             if self._socket is not None:
                 if self.welcome is not None and not self._lost:
@@ -84,8 +120,7 @@ class Client:
                         self._socket.send_multipart(p.encode(p.message(p.BYE)), zmq.NOBLOCK)
                     except zmq.ZMQError:
                         pass
-                self._socket.close(linger=200)
-                self._socket = None
+                self._close_socket(linger=200)
             self.welcome = None
             for job in list(self._jobs.values()):
                 job.done = True
@@ -101,18 +136,15 @@ class Client:
     # ----------------------------------------------------------------------------------- jobs
 
     def submit(self, image: p.Pixels, styles: Sequence[p.StyleRef], options: Optional[Dict[str, Any]] = None,
-               mask: Optional[p.Pixels] = None) -> Job:
-        """Send a job; returns once the engine accepted it (JobFailed if it refused)."""
+               mask: Optional[p.Pixels] = None, priority: str = "normal") -> Job:
+        """Send a job; returns once the engine accepted it (JobFailed if it refused). A "preview" job
+        runs ahead of normal ones and replaces this client's previous preview (docs/protocol.md)."""
+        if priority not in p.PRIORITIES:
+            raise ValueError("priority must be one of %s, got %r" % (", ".join(p.PRIORITIES), priority))
+        frames = p.build_submit(image, styles, options, mask, priority=priority)
         with self._lock:
-            self.connect()
-            req = self._new_req()
             job = Job(self)
-            self._submits[req] = job
-            try:
-                self._send(p.build_submit(image, styles, options, mask, req=req))
-                header, _ = self._await_reply(req)
-            finally:
-                self._submits.pop(req, None)
+            header, _ = self._send_request(frames, job)
             job.queue_position = header.get("queue_position")
             return job
 
@@ -123,53 +155,12 @@ class Client:
 
     def shutdown(self) -> None:
         """Ask a local engine to stop (it finishes no jobs; their clients get an error)."""
-        self._request(p.SHUTDOWN)
+        with self._lock:
+            self.connect()
+            req = self._new_req()
+            self._send(p.encode(p.message(p.SHUTDOWN, req=req)))
+            self._await_reply(req)
         self.close()
-
-    # ----------------------------------------------------------------------------------- style library
-
-    def list_styles(self) -> List[Dict[str, Any]]:
-        """[{id, name, width, height, credit, added, thumbnail_png}] of the engine's style library."""
-        header, frames = self._request(p.STYLE_LIST)
-        return [self._style_info(item, frames) for item in header.get("styles", [])]
-
-    def add_style(self, pixels: Optional[p.Pixels] = None, path: Optional[str] = None, name: Optional[str] = None,
-                  credit: str = "") -> Dict[str, Any]:
-        """Add a style from pixels (e.g. a layer) or from an image file on the engine's machine."""
-        if (pixels is None) == (path is None):
-            raise ValueError("add_style needs exactly one of pixels= or path=")
-        fields: Dict[str, Any] = {"name": name, "credit": credit}
-        frames: List[Any] = []
-        if pixels is not None:
-            fields["image"] = pixels.descriptor(1)
-            frames.append(pixels.data)
-        else:
-            fields["path"] = path
-        header, reply_frames = self._request(p.STYLE_ADD, frames, **fields)
-        return self._style_info(header.get("style", {}), reply_frames)
-
-    def rename_style(self, style_id: str, name: str) -> Dict[str, Any]:
-        header, frames = self._request(p.STYLE_RENAME, id=style_id, name=name)
-        return self._style_info(header.get("style", {}), frames)
-
-    def remove_style(self, style_id: str) -> None:
-        self._request(p.STYLE_REMOVE, id=style_id)
-
-    def export_styles(self, pack_path: str, style_ids: Sequence[str]) -> int:
-        """Write the chosen styles to a pack file on the engine's machine; returns how many."""
-        header, _ = self._request(p.STYLE_EXPORT, path=pack_path, ids=list(style_ids))
-        return int(header.get("count", 0))
-
-    def import_styles(self, pack_path: str) -> List[Dict[str, Any]]:
-        header, frames = self._request(p.STYLE_IMPORT, path=pack_path)
-        return [self._style_info(item, frames) for item in header.get("styles", [])]
-
-    @staticmethod
-    def _style_info(item: Dict[str, Any], frames: List[bytes]) -> Dict[str, Any]:
-        info = dict(item)
-        index = info.pop("thumbnail_frame", None)
-        info["thumbnail_png"] = frames[index] if isinstance(index, int) and 0 < index < len(frames) else b""
-        return info
 
     # ----------------------------------------------------------------------------------- internals
 
@@ -178,11 +169,29 @@ class Client:
         return self._next_req
 
     def _request(self, msg_type: str, frames: Sequence[Any] = (), **fields: Any) -> tuple:
+        return self._send_request(p.encode(p.message(msg_type, **fields), frames))
+
+    def _send_request(self, frames: List[Any], job: Optional[Job] = None) -> tuple:
+        """Send a request (frame 0 gets a fresh req) and await its answer. An engine found gone before it
+        answered is started again (autostart) and asked once more: the first request after a crash or
+        a stop succeeds."""
+        header = p.decode_header(frames[0])
         with self._lock:
-            self.connect()
-            req = self._new_req()
-            self._send(p.encode(p.message(msg_type, req=req, **fields), frames))
-            return self._await_reply(req)
+            for attempt in (1, 2):
+                self.connect()
+                req = self._new_req()
+                header["req"] = req
+                if job is not None:
+                    self._submits[req] = job
+                try:
+                    self._send([p.pack_header(header)] + list(frames[1:]))
+                    return self._await_reply(req)
+                except EngineLost:
+                    if attempt == 2 or not self.autostart:
+                        raise
+                finally:
+                    self._submits.pop(req, None)
+            raise AssertionError("unreachable")
 
     def _await_reply(self, req: int) -> tuple:
         self._wait(lambda: req in self._replies, None)
@@ -196,29 +205,42 @@ class Client:
         self._last_sent = time.monotonic()
 
     def _open_socket(self) -> None:
-        if self._socket is not None:
-            self._socket.close(linger=0)
+        self._close_socket(linger=0)
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        if self.curve or (self.curve is None and not endpoints.is_loopback(self.endpoint)):
-            self._apply_curve(sock)
+        curve = bool(self.curve or (self.curve is None and not endpoints.is_loopback(self.endpoint)))
+        if curve:
+            keepalive.apply_curve(sock, self.endpoint, self.curve_dir)
+        # ZeroMQ's socket events only where a key can be refused (tcp), and only until the welcome:
+        # the ipc socket file and the heartbeats tell a gone engine (see _watch_events).
+        self._events = keepalive.SocketEvents(sock) if curve or endpoints.ipc_path(self.endpoint) is None else None
         sock.connect(self.endpoint)
         self._socket = sock
         self._replies.clear()
 
-    def _apply_curve(self, sock: zmq.Socket) -> None:
-        import zmq.auth
-        files = endpoints.curve_paths(self.curve_dir)
-        missing = [files[key] for key in ("client_secret", "server_public") if not os.path.exists(files[key])]
-        if missing:
-            sock.close(linger=0)
-            raise EngineUnavailable("the remote engine %s needs CurveZMQ keys, but %s is missing"
-                                    % (self.endpoint, " and ".join(missing)))
-        public, secret = zmq.auth.load_certificate(files["client_secret"])
-        server_public, _ = zmq.auth.load_certificate(files["server_public"])
-        sock.curve_publickey = public
-        sock.curve_secretkey = secret
-        sock.curve_serverkey = server_public
+    def _close_socket(self, linger: int) -> None:
+        if self._socket is not None:
+            self._close_events()
+            self._socket.close(linger=linger)
+            self._socket = None
+
+    def _close_events(self) -> None:
+        if self._events is not None and self._socket is not None:
+            self._events.close(self._socket)
+        self._events = None
+
+    def _watch_events(self) -> None:
+        """Notice a gone engine early (the next request then starts a new one): its ipc socket file is
+        gone (stopped, idle), or it missed its heartbeats while no job of ours runs (crashed)."""
+        if self.welcome is None or self._lost:
+            return
+        path = endpoints.ipc_path(self.endpoint)
+        if path is not None and not os.path.exists(path):
+            self._lose("the engine on %s stopped answering (its socket is gone: it stopped or crashed)"
+                       % self.endpoint)
+        elif not self._jobs and not self._submits and time.monotonic() - self._last_heard > max(2.5, 2.5 * self._heartbeat_interval):
+            self._lose("the engine on %s stopped answering (it missed its heartbeats: it may have crashed)"
+                       % self.endpoint)
 
     def _maybe_listening(self) -> bool:
         return engine_start.maybe_listening(self.endpoint)
@@ -231,10 +253,17 @@ class Client:
                                       protocol_versions=[p.PROTOCOL_VERSION])))
         deadline = time.monotonic() + timeout
         while req not in self._replies:
+            if self._events is not None:
+                self._events.read()
+                if self._events.refused:
+                    self._close_events()
+                    raise EngineRefused("the engine on %s refused this client's key (CurveZMQ): this client's "
+                                        "public key must be among the engine's authorized clients, and the "
+                                        "engine's public key must be this client's server key" % self.endpoint)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            self._receive(remaining)
+            self._receive(min(remaining, 0.1))
         header, _ = self._replies.pop(req)
         if header.get("type") == p.ERROR:
             if header.get("code") == p.E_VERSION:
@@ -247,6 +276,7 @@ class Client:
                                    % (self.endpoint, header.get("type"), header.get("protocol_version"),
                                       p.PROTOCOL_VERSION))
         self._last_heard = time.monotonic()
+        self._close_events()
         return header
 
     def _start_and_hello(self) -> Dict[str, Any]:
@@ -255,39 +285,57 @@ class Client:
             raise EngineUnavailable("no engine is running on %s and none is installed to start: run python3 installer.py"
                                     % self.endpoint)
         return engine_start.start(command, self.endpoint, weights, self.start_timeout, self._maybe_listening,
-                                  self._hello)
+                                  self._hello, idle_timeout=self.idle_timeout)
+
+    def _connect_once(self) -> Dict[str, Any]:
+        """One hello, no autostart: the welcome map, or EngineUnavailable / EngineRefused."""
+        welcome = self._hello(self.connect_timeout) if self._maybe_listening() else None
+        if welcome is None:
+            raise EngineUnavailable("no engine answers on %s" % self.endpoint)
+        return welcome
+
+    def _background_tick(self) -> None:
+        """From the heartbeat thread: heartbeats, receiving, and noticing a gone engine, unless the
+        caller's thread is doing that right now."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._socket is None or self.welcome is None or self._lost:
+                return
+            self._receive(0.0)
+            self._watch_events()
+            if not self._lost and time.monotonic() - self._last_heard > self.lost_after:
+                self._lose("the engine on %s stopped answering (nothing for %g s): it may have crashed"
+                           % (self.endpoint, self.lost_after))
+        finally:
+            self._lock.release()
 
     def _wait(self, done, timeout: Optional[float]) -> None:
         """Receive and dispatch until done() or timeout; raises EngineLost when the engine falls silent."""
         if self._socket is None:
             raise EngineLost("the connection to the engine is closed")
-        start = time.monotonic()
-        if start - self._last_wait > 1.0:
-            # Nobody was listening for a while: give the engine a full lost_after from now. (While a
-            # caller keeps polling, even with short timeouts, the silence counts from the last message.)
-            self._idle_until = start
-        try:
-            self._wait_loop(done, timeout, start)
-        finally:
-            self._last_wait = time.monotonic()
+        self._wait_loop(done, timeout, time.monotonic())
 
     def _wait_loop(self, done, timeout: Optional[float], start: float) -> None:
         while not done():
             now = time.monotonic()
+            self._watch_events()
             if self._lost:
-                raise EngineLost("the engine on %s stopped answering" % self.endpoint)
-            if now - max(self._last_heard, self._idle_until) > self.lost_after:
-                self._lose()
-                raise EngineLost("the engine on %s stopped answering (nothing for %g s): it may have crashed"
-                                 % (self.endpoint, self.lost_after))
+                raise EngineLost(self._lost_reason or "the engine on %s stopped answering" % self.endpoint)
+            if now - self._last_heard > self.lost_after:
+                self._lose("the engine on %s stopped answering (nothing for %g s): it may have crashed"
+                           % (self.endpoint, self.lost_after))
+                raise EngineLost(self._lost_reason)
             if timeout is not None and now - start >= timeout:
                 return
             step = 0.1 if timeout is None else max(0.0, min(0.1, start + timeout - now))
             self._receive(step)
 
-    def _lose(self) -> None:
+    def _lose(self, reason: str) -> None:
         self._lost = True
+        self._lost_reason = reason
         for job in list(self._jobs.values()):
+            job._lost = reason
             job.done = True
         self._jobs.clear()
 

@@ -12,6 +12,10 @@ class EngineUnavailable(ClientError):
     """No engine answers and none could be started within the timeout."""
 
 
+class EngineRefused(ClientError):
+    """The engine refused this client's CurveZMQ key (told apart from silence by ZeroMQ's handshake events)."""
+
+
 class ProtocolMismatch(ClientError):
     """The engine speaks another protocol version."""
 

@@ -53,10 +53,11 @@ def engine_command(explicit: Any = None, weights: Optional[str] = None) -> tuple
 
 
 def start(command: List[str], endpoint: str, weights: Optional[str], timeout: float,
-          maybe_listening: Callable[[], bool], hello: Callable[[float], Optional[Dict[str, Any]]]) -> Dict[str, Any]:
-    """Run `command start --endpoint ENDPOINT` and say hello until the engine answers (the welcome
-    map) or `timeout` passes; EngineUnavailable with the engine's own last line if it fails."""
-    argv = list(command) + ["start", "--endpoint", endpoint]
+          maybe_listening: Callable[[], bool], hello: Callable[[float], Optional[Dict[str, Any]]],
+          idle_timeout: float = 0.0) -> Dict[str, Any]:
+    """Run `command start --endpoint ENDPOINT --idle-timeout S` and say hello until the engine answers
+    (the welcome map) or `timeout` passes; EngineUnavailable with the engine's own last line if it fails."""
+    argv = list(command) + ["start", "--endpoint", endpoint, "--idle-timeout", "%g" % max(0.0, idle_timeout)]
     if weights:
         argv += ["--weights", weights]
     deadline = time.monotonic() + timeout

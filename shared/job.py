@@ -52,9 +52,11 @@ class Job:
         self._cancel_sent = False
         self.done = False
         self.final: Optional[Event] = None
+        self._lost = ""                   # why the connection ended before this job did
 
     def events(self):
-        """Yield progress events, then the final result, error or cancelled event (and stop)."""
+        """Yield progress events, then the final result, error or cancelled event (and stop); EngineLost
+        if the engine went away first."""
         while True:
             event = self.poll(timeout=0.25)
             if event is not None:
@@ -69,6 +71,8 @@ class Job:
         if self._events:
             return self._take()
         if self.done:
+            if self._lost and self.final is None:
+                raise EngineLost(self._lost)
             return None
         with self._client._lock:
             self._client._wait(lambda: bool(self._events), timeout)
@@ -84,7 +88,7 @@ class Job:
             if event is not None and event.is_final:
                 return event
         if self.final is None:
-            raise EngineLost("the connection to the engine was closed before job %s ended" % (self.id,))
+            raise EngineLost(self._lost or "the connection to the engine was closed before job %s ended" % (self.id,))
         return self.final
 
     def cancel(self) -> None:

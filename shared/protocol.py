@@ -48,6 +48,13 @@ CLIENT_TYPES = (HELLO, SUBMIT, CANCEL, STATUS, SHUTDOWN, HEARTBEAT, BYE, STYLE_L
                 STYLE_RENAME, STYLE_REMOVE, STYLE_EXPORT, STYLE_IMPORT)
 JOB_END_TYPES = (RESULT, ERROR, CANCELLED)
 
+# submit.priority: a preview runs ahead of normal jobs (pausing a running one between iterations)
+# and replaces the same client's previous preview, which ends "cancelled" with reason "superseded".
+NORMAL = "normal"
+PREVIEW = "preview"
+PRIORITIES = (NORMAL, PREVIEW)
+SUPERSEDED = "superseded"
+
 # Error codes (machine-readable; the message says the rest in a sentence).
 E_BAD_MESSAGE = "bad_message"          # frame 0 is not a msgpack map, or frames are missing
 E_VERSION = "unsupported_version"      # "v" is not a version this engine speaks
@@ -88,7 +95,7 @@ DEFAULT_LIMITS = {
     "max_name_chars": 1000,
     "max_path_chars": 4096,
     "heartbeat_interval_s": 1.0,
-    "client_timeout_s": 30.0,               # a client silent this long loses its jobs
+    "client_timeout_s": 4.0,                # a client silent this long loses its jobs (clients beat from a thread)
 }
 
 
@@ -235,7 +242,7 @@ def _kind(value: Any) -> str:
 # Building client messages
 
 def build_submit(image: Pixels, styles: Sequence[StyleRef], options: Optional[Dict[str, Any]] = None,
-                 mask: Optional[Pixels] = None, req: Optional[int] = None) -> List[Any]:
+                 mask: Optional[Pixels] = None, req: Optional[int] = None, priority: str = NORMAL) -> List[Any]:
     """-> frames of a submit message (header + pixel frames)."""
     frames: List[Any] = []
 
@@ -265,6 +272,8 @@ def build_submit(image: Pixels, styles: Sequence[StyleRef], options: Optional[Di
         style_maps.append(entry)
     header["styles"] = style_maps
     header["options"] = dict(options or {})
+    if priority != NORMAL:
+        header["priority"] = priority
     return encode(header, frames)
 
 

@@ -10,7 +10,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from . import options as job_options
 from .protocol import (DTYPES, EXTRA_OPTIONS, EXTRA_OPTIONS_BY_NAME, E_FRAME, E_INVALID, E_MISSING,
-                       E_TOO_LARGE, F32_SCALES, Pixels, ProtocolError, StyleRef, TRANSFERS, _kind)
+                       E_TOO_LARGE, F32_SCALES, NORMAL, PRIORITIES, Pixels, ProtocolError, StyleRef, TRANSFERS,
+                       _kind)
 
 
 def _field(parent: str, name: str) -> str:
@@ -209,15 +210,17 @@ def validate_styles(values: Any, frames: FrameSet, limits: Dict[str, Any]) -> Li
 
 
 class SubmitRequest:
-    """A validated submit: image, mask (or None), styles, options (core + extras)."""
+    """A validated submit: image, mask (or None), styles, options (core + extras), priority."""
 
-    __slots__ = ("image", "mask", "styles", "options")
+    __slots__ = ("image", "mask", "styles", "options", "priority")
 
-    def __init__(self, image: Pixels, mask: Optional[Pixels], styles: List[StyleRef], options: Dict[str, Any]):
+    def __init__(self, image: Pixels, mask: Optional[Pixels], styles: List[StyleRef], options: Dict[str, Any],
+                 priority: str = "normal"):
         self.image = image
         self.mask = mask
         self.styles = styles
         self.options = options
+        self.priority = priority
 
 
 def validate_submit(header: Dict[str, Any], frames: Sequence[Any], limits: Dict[str, Any]) -> SubmitRequest:
@@ -233,5 +236,10 @@ def validate_submit(header: Dict[str, Any], frames: Sequence[Any], limits: Dict[
                                 % (mask.width, mask.height, image.width, image.height), "mask")
     styles = validate_styles(header.get("styles"), frame_set, limits)
     options = validate_job_options(header.get("options"), limits)
+    priority = header.get("priority", NORMAL)
+    if not isinstance(priority, str) or priority not in PRIORITIES:
+        raise ProtocolError(E_INVALID, "priority must be one of %s, got %r"
+                            % (", ".join(repr(name) for name in PRIORITIES), priority if isinstance(priority, str)
+                               and len(priority) <= 40 else _kind(priority)), "priority")
     frame_set.check_all_used()
-    return SubmitRequest(image, mask, styles, options)
+    return SubmitRequest(image, mask, styles, options, priority)

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from shared import endpoints
-from shared.client import Client, EngineLost, EngineUnavailable
+from shared.client import Client, EngineLost, EngineRefused, EngineUnavailable
+from shared.explain import BY_KIND, explain
 from shared.protocol import Pixels, StyleRef
 from tests.support.engine_fixture import REPO, engine_env, running_engine, short_temp_dir
 
@@ -179,8 +180,20 @@ def test_curve_lets_only_authorized_clients_in(fake_weights):
             except EngineUnavailable:
                 assert time.monotonic() < deadline, engine.log_tail()
         assert welcome["pid"] == engine.process.pid
-        for client in (Client(endpoint, autostart=False, curve=True, curve_dir=folders["stranger"]),
-                       Client(endpoint, autostart=False, curve=False)):
-            with pytest.raises(EngineUnavailable):
+        # A refused key is told apart from silence (ZeroMQ's handshake events), at once, and said so.
+        for client in (Client(endpoint, autostart=False, curve=True, curve_dir=folders["stranger"],
+                              connect_timeout=30.0),
+                       Client(endpoint, autostart=False, curve=False, connect_timeout=30.0)):
+            started = time.monotonic()
+            with pytest.raises(EngineRefused) as caught:
                 client.connect()
+            assert time.monotonic() - started < 25.0, "waited for the timeout instead of the refusal"
+            assert "refused this client's key" in str(caught.value)
+            assert explain(caught.value).summary == BY_KIND["EngineRefused"]
             client.close()
+        # Silence (nothing listens) is still EngineUnavailable, not a refusal.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            silent = "tcp://127.0.0.1:%d" % probe.getsockname()[1]
+        with pytest.raises(EngineUnavailable):
+            Client(silent, autostart=False, curve=True, curve_dir=folders["authorized"], connect_timeout=1.0).connect()

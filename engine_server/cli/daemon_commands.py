@@ -1,4 +1,4 @@
-"""`python -m engine_server run | start | stop | status`: the background engine's commands.
+"""`python -m engine_server run | start | stop | status | logs`: the background engine's commands.
 
 `register(subparsers)` adds them to the engine's CLI; each sets `func(args) -> exit code`.
 `python -m engine_server.cli.daemon_commands ...` runs them without the rest of the CLI (what `start` uses).
@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
         run(args.endpoint, args.weights, _limits(args), library_folder=args.library, quiet=args.quiet,
             curve_folder=args.curve_dir, force_curve=args.curve,
             job_memory_bytes=None if args.job_memory_mib is None else args.job_memory_mib << 20,
-            precision=args.precision)
+            precision=args.precision, idle_timeout=args.idle_timeout, gpu_memory_mib=args.gpu_memory_mib)
     except DaemonError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
@@ -46,7 +46,8 @@ def _run(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace) -> int:
     from ..daemon.lifecycle import DaemonError, start
     try:
-        welcome = start(args.endpoint, args.weights, timeout=args.timeout)
+        welcome = start(args.endpoint, args.weights, timeout=args.timeout,
+                        extra=["--idle-timeout", "%g" % args.idle_timeout] if args.idle_timeout else None)
     except DaemonError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
@@ -73,6 +74,26 @@ def _status(args: argparse.Namespace) -> int:
     return code
 
 
+def _logs(args: argparse.Namespace) -> int:
+    from ..logs import tail
+    from shared.paths import log_path
+    path = log_path()
+    lines = tail(path, args.lines)
+    print("the engine's log: %s" % path)
+    if lines is None:
+        print("(there is no log yet: no engine or command has run as this user)")
+        return 0
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _idle_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--idle-timeout", type=float, default=0.0, metavar="SECONDS",
+                        help="stop by itself after this many seconds without work (no jobs, no style library "
+                             "calls); 0 = never (the default; an engine a plugin starts gets 600)")
+
+
 def register(subparsers) -> None:
     run = subparsers.add_parser("run", help="run the engine in the foreground (logs also go to stderr)")
     _common(run, weights=True)
@@ -96,6 +117,9 @@ def register(subparsers) -> None:
     run.add_argument("--job-memory-mib", type=int, default=None,
                      help="memory one job may use; larger images are worked on in tiles (default: half of "
                           "what the system has available when the job starts each scale)")
+    run.add_argument("--gpu-memory-mib", type=int, default=None,
+                     help="GPU memory the engine may take, per GPU (default: as it needs it, never all at once)")
+    _idle_timeout(run)
     run.add_argument("--library", default=None, help="style library folder (default: the per-user one)")
     run.add_argument("--quiet", action="store_true", help="log to the log file only")
     run.add_argument("--curve-dir", default=None,
@@ -108,6 +132,7 @@ def register(subparsers) -> None:
     start = subparsers.add_parser("start", help="start the engine in the background (if it is not running)")
     _common(start, weights=True)
     start.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it to answer")
+    _idle_timeout(start)
     start.set_defaults(func=_start)
 
     stop = subparsers.add_parser("stop", help="stop the background engine")
@@ -118,6 +143,10 @@ def register(subparsers) -> None:
     status = subparsers.add_parser("status", help="exit 0 if an engine answers, 1 if not, with a sentence")
     _common(status, weights=False)
     status.set_defaults(func=_status)
+
+    logs = subparsers.add_parser("logs", help="where the engine's log is, and its last lines")
+    logs.add_argument("--lines", type=int, default=40, help="how many of the last lines (default 40)")
+    logs.set_defaults(func=_logs)
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ import logging
 import tensorflow as tf
 
 from . import memory
-from .tiling import TiledObjective
+from .tiling import TiledObjective, check_cancel
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class FittedObjective:
         return TiledObjective(self.objective, self.core)
 
     def evaluate(self, image):
+        check_cancel()
         while True:
             try:
                 return self._current.evaluate(image)

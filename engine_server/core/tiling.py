@@ -15,13 +15,38 @@ wrong (the tile's edge is zero-padded) and are never used.
 The cost is one extra forward pass per evaluation plus the halos' share of the work.
 """
 
+import contextlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from .errors import Cancelled
 from .losses import gram
 from .model import CONV_LAYERS, layer_names, pixels_per_position
+
+
+_cancel_scope = threading.local()
+
+
+@contextlib.contextmanager
+def cancel_check(should_cancel):
+    """On this thread, within the block, passes call `should_cancel()` between tiles (and fitted.py
+    before each evaluation) and raise Cancelled when it is true: one tiled evaluation of a large
+    image can take minutes."""
+    previous = getattr(_cancel_scope, "check", None)
+    _cancel_scope.check = should_cancel
+    try:
+        yield
+    finally:
+        _cancel_scope.check = previous
+
+
+def check_cancel():
+    check = getattr(_cancel_scope, "check", None)
+    if check is not None and check():
+        raise Cancelled()
 
 
 def grid_and_halo(layers):
@@ -115,6 +140,7 @@ class _TilePasses:
     def run(self, function, grid, image):
         with tf.device(self.model.device):
             for tile in grid.tiles:
+                check_cancel()
                 yield tile, function(tf.constant(grid.cut(image, tile)[np.newaxis]), tf.constant(grid.core_bounds(tile)))
 
 
@@ -215,6 +241,7 @@ class TiledObjective:
         grad *= c.tv_weight * c.tv_scale
         with tf.device(self.model.device):
             for tile in grid.tiles:
+                check_cancel()
                 rows, cols = tile
                 tile_gradient = self._gradient(tf.constant(grid.cut(image, tile)[np.newaxis]),
                                                tf.constant(grid.core_bounds(tile)),

@@ -87,9 +87,12 @@ class StylizeRunner:
             job.progress = fields
             emit(job, p.message(p.PROGRESS, job=job.id, **fields), frames)
 
-        result = self.stylize(self.model, rgb, styles, options, on_progress=on_progress,
-                              should_cancel=job.cancel_event.is_set,
-                              gram_cache=self.library.gram_cache if uses_library else None)
+        from ..core.tiling import cancel_check
+        should_cancel = getattr(job, "should_cancel", job.cancel_event.is_set)
+        with cancel_check(should_cancel):
+            result = self.stylize(self.model, rgb, styles, options, on_progress=on_progress,
+                                  should_cancel=should_cancel,
+                                  gram_cache=self.library.gram_cache if uses_library else None)
         out = pixels.encode(result, alpha, request.image, mask)
         emit(job, p.message(p.RESULT, job=job.id, image=out.descriptor(1), elapsed_s=time.monotonic() - started,
                             work_width=int(result.shape[1]), work_height=int(result.shape[0])), [out.data])

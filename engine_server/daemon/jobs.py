@@ -1,8 +1,11 @@
-"""Jobs: a bounded FIFO queue and the one worker thread that owns the device.
+"""Jobs: a bounded queue (previews first, then normal jobs in order) and the one worker thread that
+owns the device.
 
-The server's I/O thread puts and cancels jobs; the worker takes them in order and runs each
-through a `run_job(job, emit)` callable (job_runner.StylizeRunner in the engine). Everything a
-job sends goes through `emit(job, header, frames)`, which must be thread-safe.
+The server's I/O thread puts and cancels jobs; the worker takes them and runs each through a
+`run_job(job, emit)` callable (job_runner.StylizeRunner in the engine). Everything a job sends goes
+through `emit(job, header, frames)`, which must be thread-safe. A running normal job calls
+`job.should_cancel()` between iterations (and between tiles): that is where a waiting preview runs,
+on the same thread, while the normal job is paused; then the normal job goes on.
 """
 
 import collections
@@ -27,14 +30,15 @@ class Job:
         self.id = job_id
         self.client = client                  # the ROUTER identity of the client that submitted it
         self.request = request                # a protocol.SubmitRequest
-        self.state = "queued"                 # queued -> running -> done
+        self.state = "queued"                 # queued -> running (<-> paused) -> done
+        self.priority = getattr(request, "priority", p.NORMAL)
         self.cancel_event = threading.Event()
-        self.cancel_reason = p.CANCELLED      # or E_CLIENT_GONE / E_SHUTTING_DOWN
+        self.cancel_reason = p.CANCELLED      # or SUPERSEDED / E_CLIENT_GONE / E_SHUTTING_DOWN
+        self.should_cancel: Callable[[], bool] = self.cancel_event.is_set
         self.submitted = time.monotonic()
         self.started: Optional[float] = None
         self.progress: Dict[str, Any] = {}
         self.nbytes = request_bytes(request)
-
 
     def __repr__(self) -> str:
         return "Job(%d, %s)" % (self.id, self.state)
@@ -49,62 +53,91 @@ def request_bytes(request: Any) -> int:
 
 
 class JobQueue:
-    """FIFO of waiting jobs plus the running one; all methods are thread-safe."""
+    """Waiting previews and normal jobs (each FIFO), the running job and the paused ones under it;
+    all methods are thread-safe."""
 
     def __init__(self, max_queue: int, max_bytes: int = 1 << 62):
         self.max_queue = max_queue
         self.max_bytes = max_bytes      # pixel bytes all waiting jobs may hold together
         self._cond = threading.Condition()
+        self._previews: collections.deque = collections.deque()
         self._waiting: collections.deque = collections.deque()
         self.running: Optional[Job] = None
+        self.paused: List[Job] = []     # normal jobs a preview runs ahead of, innermost last
         self._stopped = False
+
+    def _line(self, job: Job) -> collections.deque:
+        return self._previews if job.priority == p.PREVIEW else self._waiting
 
     def put(self, job: Job) -> int:
         """Queue a job; returns how many jobs are ahead of it (0 = it starts now). QueueFull when full."""
         with self._cond:
             if self._stopped:
                 raise QueueFull("the engine is shutting down")
-            if len(self._waiting) >= self.max_queue:
+            waiting = list(self._previews) + list(self._waiting)
+            if len(waiting) >= self.max_queue:
                 raise QueueFull("the queue is full (%d jobs waiting); try again when one has finished"
-                                % len(self._waiting))
-            waiting_bytes = sum(waiting.nbytes for waiting in self._waiting)
-            if self._waiting and waiting_bytes + job.nbytes > self.max_bytes:
+                                % len(waiting))
+            waiting_bytes = sum(other.nbytes for other in waiting)
+            if waiting and waiting_bytes + job.nbytes > self.max_bytes:
                 raise QueueFull("the queue is full (the %d waiting jobs hold %d MiB of pixels, the limit is %d MiB); "
                                 "try again when one has finished"
-                                % (len(self._waiting), waiting_bytes >> 20, self.max_bytes >> 20))
-            ahead = len(self._waiting) + (1 if self.running is not None else 0)
-            self._waiting.append(job)
+                                % (len(waiting), waiting_bytes >> 20, self.max_bytes >> 20))
+            if job.priority == p.PREVIEW:    # a running normal job is paused for it, a running preview is not
+                ahead = len(self._previews) + (1 if self.running is not None and self.running.priority == p.PREVIEW
+                                               else 0)
+            else:
+                ahead = len(waiting) + (1 if self.running is not None else 0) + len(self.paused)
+            self._line(job).append(job)
             self._cond.notify()
             return ahead
 
     def take(self) -> Optional[Job]:
         """Block until a job is waiting (-> it, now running) or the queue is stopped (-> None)."""
         with self._cond:
-            while not self._waiting and not self._stopped:
+            while not self._previews and not self._waiting and not self._stopped:
                 self._cond.wait()
             if self._stopped:
                 return None
-            job = self._waiting.popleft()
-            job.state = "running"
-            job.started = time.monotonic()
-            self.running = job
-            return job
+            return self._start((self._previews or self._waiting).popleft())
+
+    def take_preview(self) -> Optional[Job]:
+        """A waiting preview (-> it, now running; the running job is paused under it), or None."""
+        with self._cond:
+            if not self._previews or self._stopped or self.running is None:
+                return None
+            self.running.state = "paused"
+            self.paused.append(self.running)
+            return self._start(self._previews.popleft())
+
+    def _start(self, job: Job) -> Job:
+        job.state = "running"
+        job.started = time.monotonic()
+        self.running = job
+        return job
 
     def finish(self, job: Job) -> None:
         with self._cond:
             job.state = "done"
             if self.running is job:
-                self.running = None
+                self.running = self.paused.pop() if self.paused else None
+                if self.running is not None:
+                    self.running.state = "running"
+
+    def idle(self) -> bool:
+        with self._cond:
+            return self.running is None and not self._previews and not self._waiting
 
     def cancel(self, job: Job, reason: str = p.CANCELLED) -> str:
         """'queued' (removed: the caller reports it), 'running' (the worker reports it) or 'done'."""
         with self._cond:
-            if job in self._waiting:
-                self._waiting.remove(job)
+            line = self._line(job)
+            if job in line:
+                line.remove(job)
                 job.state = "done"
                 job.cancel_reason = reason
                 return "queued"
-            if job.state == "running":
+            if job.state in ("running", "paused"):
                 job.cancel_reason = reason
                 job.cancel_event.set()
                 return "running"
@@ -114,19 +147,26 @@ class JobQueue:
         """Stop taking jobs; returns the waiting ones (removed) and flags the running one."""
         with self._cond:
             self._stopped = True
-            waiting = list(self._waiting)
+            waiting = list(self._previews) + list(self._waiting)
+            self._previews.clear()
             self._waiting.clear()
             for job in waiting:
                 job.state = "done"
-            if self.running is not None:
-                self.running.cancel_reason = p.E_SHUTTING_DOWN
-                self.running.cancel_event.set()
+            for job in self.started_jobs():
+                job.cancel_reason = p.E_SHUTTING_DOWN
+                job.cancel_event.set()
             self._cond.notify_all()
             return waiting
 
+    def started_jobs(self) -> List[Job]:
+        """The running job and the paused ones."""
+        with self._cond:
+            return self.paused + ([self.running] if self.running is not None else [])
+
     def snapshot(self) -> Dict[str, Any]:
         with self._cond:
-            return {"running": self.running, "waiting": list(self._waiting)}
+            return {"running": self.running, "waiting": list(self._previews) + list(self._waiting),
+                    "paused": list(self.paused)}
 
 
 class Worker(threading.Thread):
@@ -144,10 +184,26 @@ class Worker(threading.Thread):
             job = self.queue.take()
             if job is None:
                 return
-            try:
-                self._run(job)
-            finally:
-                self.queue.finish(job)
+            self._run_and_finish(job)
+
+    def _run_and_finish(self, job: Job) -> None:
+        if job.priority != p.PREVIEW:
+            job.should_cancel = lambda: self._checkpoint(job)
+        try:
+            self._run(job)
+        finally:
+            self.queue.finish(job)
+
+    def _checkpoint(self, job: Job) -> bool:
+        """Between a normal job's iterations (and tiles): run the waiting previews, then go on."""
+        while not job.cancel_event.is_set():
+            preview = self.queue.take_preview()
+            if preview is None:
+                break
+            log.info("job %d paused for preview job %d", job.id, preview.id)
+            self._run_and_finish(preview)
+            log.info("job %d resumed", job.id)
+        return job.cancel_event.is_set()
 
     def _run(self, job: Job) -> None:
         log.info("job %d started (waited %.2f s)", job.id, job.started - job.submitted)
@@ -184,4 +240,4 @@ def end_message(job: Job) -> Dict[str, Any]:
     """The last message of a job that was stopped before its result."""
     if job.cancel_reason == p.E_SHUTTING_DOWN:
         return shutdown_message(job)
-    return p.message(p.CANCELLED, job=job.id)
+    return p.message(p.CANCELLED, job=job.id, reason=job.cancel_reason)

@@ -1,8 +1,10 @@
 """The style library over the protocol: style_list / style_add / style_rename / style_remove /
 style_export / style_import. Requests are checked on the I/O loop; the library work (file I/O,
-decoding, TFRecords) runs one call at a time on its own thread, never on the loop."""
+decoding, TFRecords) runs one call at a time on its own thread, never on the loop. The same
+thread checks the style files a submit names before the job is queued."""
 
 import logging
+import os
 import queue
 import threading
 from typing import Any, Callable, Dict, List, Optional
@@ -10,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional
 from shared import protocol as p
 from shared import validation
 
+from ..core import images
 from ..core.errors import EngineError, InputError
 from . import pixels
 
@@ -41,17 +44,59 @@ class LibraryWorker(threading.Thread):
 
 class LibraryHandlers:
     """The handlers of the style_* messages. `reply(identity, req, header, frames)` is thread-safe
-    (the server's outbox); `check_image_file(path, field, what)` refuses a hostile file from its header."""
+    (the server's outbox)."""
 
-    def __init__(self, library: Any, limits: Dict[str, Any], reply: Callable, check_image_file: Callable):
+    def __init__(self, library: Any, limits: Dict[str, Any], reply: Callable):
         self.library = library
         self.limits = limits
         self._reply = reply
-        self._check_image_file = check_image_file
         self.worker = LibraryWorker()
+
+    def _check_image_file(self, path: str, field: str, what: str) -> None:
+        """Refuse a folder, an empty file, a non-image or one of more than limits.max_pixels from its
+        header alone, before anything is decoded (a small PNG may declare 30000 x 30000 pixels)."""
+        try:
+            images.check_image_file(path, what, int(self.limits["max_pixels"]))
+        except InputError as error:
+            raise p.ProtocolError(error.code, "%s: %s" % (field, error.message), field)
 
     def start(self) -> None:
         self.worker.start()
+
+    def check_styles(self, styles: List[p.StyleRef], then: Callable[[Optional[p.ProtocolError]], None]) -> None:
+        """On the library thread: refuse a missing, hostile or unknown style file or library id from
+        a stat and the file's header (a slow disk must not stall the I/O loop), then `then(error or None)`."""
+        def task() -> None:
+            try:
+                self._check_style_sources(styles)
+                error = None
+            except p.ProtocolError as refused:
+                error = refused
+            except EngineError as refused:
+                error = p.ProtocolError(refused.code, refused.message, refused.field)
+            except Exception as failure:
+                log.exception("checking a job's style files failed")
+                error = p.ProtocolError(p.E_INTERNAL, "the style files could not be checked (%s)" % failure)
+            then(error)
+
+        self.worker.tasks.put(task)
+
+    def _check_style_sources(self, styles: List[p.StyleRef]) -> None:
+        for index, style in enumerate(styles):
+            field = "styles[%d]" % index
+            if style.kind == "file":
+                if not os.path.exists(style.path):
+                    raise p.ProtocolError(p.E_NOT_FOUND, "%s.path: the style file %s does not exist on the "
+                                          "engine's machine" % (field, style.path[:500]), field + ".path")
+                self._check_image_file(style.path, field + ".path", "style")
+            elif style.kind == "library":
+                try:
+                    path = require_library(self.library, field).path_of(style.style_id)
+                except EngineError as error:
+                    raise p.ProtocolError(error.code, error.message, field + ".id")
+                if not os.path.isfile(path):
+                    raise p.ProtocolError("style_not_found", "%s.id: the style library has no style %r"
+                                          % (field, style.style_id[:40]), field + ".id")
 
     def stop(self) -> None:
         self.worker.tasks.put(None)

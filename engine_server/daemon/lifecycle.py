@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional
 from shared import endpoints, paths
 
 from ..logs import setup_logging
+from .devices import configure_gpus, device_name
 
 try:
     import fcntl
@@ -47,8 +48,10 @@ class InstanceLock:
 
     def acquire(self) -> None:
         paths.ensure_private_dir(paths.state_dir())
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        if fcntl is not None:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            if fcntl is None:
+                break
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -56,7 +59,16 @@ class InstanceLock:
                 owner = read_pid(self.endpoint)
                 raise DaemonError("an engine is already running on %s%s" % (
                     self.endpoint, " (pid %d)" % owner if owner else ""))
-        else:
+            # The lock counts only on the file that is the pidfile now: an engine that stopped
+            # removes its file (still holding the lock) before it lets go of it, so a lock won on
+            # a file opened before that removal is on a file nobody else will look at.
+            try:
+                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                    break
+            except OSError:
+                pass
+            os.close(fd)
+        if fcntl is None:
             owner = read_pid(self.endpoint)
             if owner and owner != os.getpid() and _alive(owner):
                 os.close(fd)
@@ -67,6 +79,7 @@ class InstanceLock:
         self.fd = fd
 
     def release(self) -> None:
+        """Remove the pidfile while still holding its lock; closing it then lets go of the lock."""
         if self.fd is None:
             return
         try:
@@ -147,22 +160,10 @@ def check_endpoint_security(endpoint: str, curve_folder: Optional[str] = None,
 
 # ---------------------------------------------------------------------------------------------- run
 
-def device_name(model: Any) -> str:
-    """"CPU", or the GPU's name as TensorFlow reports it."""
-    device = getattr(model, "device", "/CPU:0")
-    if "GPU" not in device.upper():
-        return "CPU"
-    try:
-        import tensorflow as tf
-        gpus = tf.config.list_physical_devices("GPU")
-        return tf.config.experimental.get_device_details(gpus[0]).get("device_name") or "GPU 0"
-    except Exception:
-        return device
-
-
 def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: Optional[Dict[str, Any]] = None,
         library_folder: Optional[str] = None, quiet: bool = False, curve_folder: Optional[str] = None,
-        force_curve: bool = False, job_memory_bytes: Optional[int] = None, precision: str = "auto") -> None:
+        force_curve: bool = False, job_memory_bytes: Optional[int] = None, precision: str = "auto",
+        idle_timeout: float = 0.0, gpu_memory_mib: Optional[int] = None) -> None:
     """Serve until stopped (SIGTERM, SIGINT or a shutdown message). Raises DaemonError with a sentence."""
     try:
         endpoint = endpoints.resolve(endpoint)
@@ -174,7 +175,8 @@ def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: O
     try:
         log_path = setup_logging(to_stderr=not quiet)
         log.info("engine starting on %s (pid %d)", endpoint, os.getpid())
-        _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision)
+        _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision,
+               idle_timeout, gpu_memory_mib)
     except DaemonError as error:
         # The caller prints the sentence on stderr; the log file gets it too (not stderr twice).
         log.error("the engine did not start: %s", error, extra={"file_only": True})
@@ -183,7 +185,8 @@ def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: O
         lock.release()
 
 
-def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision) -> None:
+def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision,
+           idle_timeout=0.0, gpu_memory_mib=None) -> None:
     from shared import protocol as p
 
     from ..core.errors import EngineError
@@ -199,6 +202,7 @@ def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memor
     from ..core.model import VGG19Features
     from .server import EngineServer
 
+    configure_gpus(gpu_memory_mib)
     try:
         model = VGG19Features.load(weights_path, precision=precision)
     except EngineError as error:
@@ -219,7 +223,8 @@ def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memor
             os.unlink(path)
     max_pixels = int(dict(p.DEFAULT_LIMITS, **(limits or {}))["max_pixels"])
     server = EngineServer(endpoint, StylizeRunner(model, library, max_pixels=max_pixels), limits,
-                          device=device_name(model), library=library, curve=curve, log_path=log_path)
+                          device=device_name(model), library=library, curve=curve, log_path=log_path,
+                          idle_timeout=idle_timeout)
     try:
         server.bind()
     except Exception as error:
@@ -315,15 +320,18 @@ def start(endpoint: Optional[str] = None, weights: Optional[str] = None, timeout
 def stop(endpoint: Optional[str] = None, timeout: float = 30.0) -> Optional[int]:
     """Stop the engine on `endpoint`; returns its pid, or None when none was running."""
     endpoint = endpoints.resolve(endpoint)
+    # Only a pid from a pidfile whose lock is held is signalled: that is an engine on this machine.
+    # The pid in a welcome may be another machine's (an engine behind a tunnel or on tcp).
     pid = read_pid(endpoint) if engine_holds_lock(endpoint) else None
-    from shared.client import ClientError
+    from shared.client import ClientError, JobFailed
     client = _client(endpoint, 2.0)
     answered = False
     try:
-        welcome = client.connect()
-        pid = pid or welcome.get("pid")
+        client.connect()
         client.shutdown()
         answered = True
+    except JobFailed as error:
+        raise DaemonError("the engine on %s refused to stop: %s" % (endpoint, error.message))
     except ClientError:
         pass
     finally:

@@ -1,8 +1,11 @@
 """The engine's I/O loop: one ROUTER socket, validation on arrival, heartbeats, jobs and library calls.
 
 Threads: this loop (the only user of the ROUTER socket), the job worker (owns the device) and a
-library worker (slow style library calls, so they never stall the loop). The workers hand their
-messages back through an inproc PUSH/PULL "outbox".
+library worker (slow style library calls and a submit's style file checks, so they never stall the
+loop). The workers hand their messages back through an inproc PUSH/PULL "outbox".
+
+Nothing is dropped silently (outbox.Sender): a gone client's jobs are cancelled at once, and what a
+full pipe refuses is sent again, but for progress and heartbeats (the next one says the same).
 """
 
 import itertools
@@ -19,53 +22,25 @@ from shared import protocol as p
 from shared import validation
 
 from .. import __version__
-from ..core import images
-from ..core.errors import EngineError, InputError
+from ..core.errors import EngineError
+from .outbox import PROGRESS_MARK, Outbox, Sender
 from .jobs import Job, JobQueue, QueueFull, Worker, end_message, shutdown_message
-from .library_handlers import LibraryHandlers, require_library
+from .library_handlers import LibraryHandlers
 
 log = logging.getLogger(__name__)
 
 FRAMED_TYPES = (p.SUBMIT, p.STYLE_ADD)        # the only client messages that may carry data frames
 MAX_DRAIN = 64                                # messages handled per wake-up before looking at the outbox
-
-
-class Outbox:
-    """Thread-safe way for worker threads to send through the loop's ROUTER socket."""
-
-    def __init__(self, context: zmq.Context):
-        self.context = context
-        self.address = "inproc://neural-style-outbox-%x" % id(self)
-        self.pull = context.socket(zmq.PULL)
-        self.pull.bind(self.address)
-        self._local = threading.local()
-        self._sockets: List[zmq.Socket] = []
-        self._lock = threading.Lock()
-
-    def send(self, identity: bytes, final_job: Optional[int], header: Dict[str, Any], frames: Any = ()) -> None:
-        sock = getattr(self._local, "socket", None)
-        if sock is None:
-            sock = self.context.socket(zmq.PUSH)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.connect(self.address)
-            self._local.socket = sock
-            with self._lock:
-                self._sockets.append(sock)
-        marker = b"" if final_job is None else str(final_job).encode()
-        sock.send_multipart([identity, marker, p.pack_header(header)] + list(frames), copy=False)
-
-    def close(self) -> None:
-        with self._lock:
-            for sock in self._sockets:
-                sock.close(linger=0)
-            self._sockets.clear()
-        self.pull.close(linger=0)
+WORKER_JOIN_S = 30.0                          # at shutdown: how long the running job may take to stop
+CLOSE_LINGER_MS = 2000                        # at shutdown: how long the last messages may take to leave
+CHECKED_MARK = b"checked:"                    # outbox marker: a submit's style files were checked
+IDLE_TYPES = (p.HEARTBEAT, p.HELLO, p.BYE, p.STATUS)   # messages that do not keep an idle engine alive
 
 
 class EngineServer:
     def __init__(self, endpoint: str, run_job: Callable, limits: Optional[Dict[str, Any]] = None,
                  device: str = "CPU", library: Any = None, curve: Optional[Dict[str, Any]] = None,
-                 context: Optional[zmq.Context] = None, log_path: str = ""):
+                 context: Optional[zmq.Context] = None, log_path: str = "", idle_timeout: float = 0.0):
         self.endpoint = endpoint
         self.limits = dict(p.DEFAULT_LIMITS, **(limits or {}))
         self.device = device
@@ -84,9 +59,13 @@ class EngineServer:
         self.outbox = Outbox(self.context)
         self.queue = JobQueue(int(self.limits["max_queue"]), int(self.limits["max_queued_bytes"]))
         self.worker = Worker(self.queue, run_job, self._emit, log_path)
-        self.library_handlers = LibraryHandlers(library, self.limits, self._reply, self._check_image_file)
+        self.library_handlers = LibraryHandlers(library, self.limits, self._reply)
         self.clients: Dict[bytes, float] = {}         # identity -> last time heard
         self.jobs: Dict[int, Job] = {}                # unfinished jobs by id
+        self.checking: Dict[int, tuple] = {}          # job id -> (req, job) while its style files are checked
+        self.sender = Sender(self.router, lambda identity: identity in self.clients, self._client_gone)
+        self.idle_timeout = float(idle_timeout)       # 0: never stop for idleness
+        self.last_work = time.monotonic()
         self._job_ids = itertools.count(1)
         self._stop = threading.Event()
         self.started = time.monotonic()
@@ -144,12 +123,22 @@ class EngineServer:
                     self._forward_outbox()
                 if self.router in ready:
                     self._drain_router()
+                if self.sender.backlog:
+                    self._send_backlog()
                 now = time.monotonic()
                 if now >= next_beat:
                     next_beat = now + interval
                     self._heartbeats(now)
+                    self._stop_if_idle(now)
         finally:
             self._shutdown()
+
+    def _stop_if_idle(self, now: float) -> None:
+        if self.idle_timeout <= 0 or self.jobs or self.checking or not self.queue.idle():
+            return
+        if now - self.last_work >= self.idle_timeout and self.library_handlers.worker.tasks.empty():
+            log.info("no work for %.0f s (--idle-timeout): stopping", now - self.last_work)
+            self.stop()
 
     def _drain_router(self) -> None:
         for _ in range(MAX_DRAIN):
@@ -167,17 +156,23 @@ class EngineServer:
                 self._send(identity, p.error_message(p.E_INTERNAL, "the engine failed to handle this message; "
                                                      "details are in %s" % (self.log_path or "the engine log")))
 
-    def _forward_outbox(self) -> None:
-        for _ in range(MAX_DRAIN):
+    def _forward_outbox(self, most: int = MAX_DRAIN) -> None:
+        for _ in range(most):
             try:
                 frames = self.outbox.pull.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             identity, marker = frames[0].bytes, frames[1].bytes
-            if marker:
+            if marker.startswith(CHECKED_MARK):
+                self._checked(identity, int(marker[len(CHECKED_MARK):]), p.decode_header(frames[2].bytes))
+                continue
+            if marker and marker != PROGRESS_MARK:
                 self.jobs.pop(int(marker), None)
+                self.last_work = time.monotonic()
             if identity in self.clients:
-                self._send_frames(identity, frames[2:])
+                self._send_frames(identity, frames[2:], droppable=marker == PROGRESS_MARK)
+            elif marker and marker != PROGRESS_MARK:
+                log.info("job %s ended after its client was gone: its last message is not sent", marker.decode())
 
     def _heartbeats(self, now: float) -> None:
         timeout = float(self.limits["client_timeout_s"])
@@ -187,15 +182,20 @@ class EngineServer:
                 log.info("client %s silent for %.1f s: cancelling its jobs", identity.hex(), now - heard)
                 self._forget_client(identity, p.E_CLIENT_GONE)
             else:
-                self._send_frames(identity, [beat])
+                self._send_frames(identity, [beat], droppable=True)
 
     # ------------------------------------------------------------------------------ sending
 
-    def _send_frames(self, identity: bytes, frames: List[Any]) -> None:
-        try:
-            self.router.send_multipart([identity] + list(frames), zmq.NOBLOCK, copy=False)
-        except zmq.ZMQError as error:   # a vanished peer or a full pipe: drop, never block the loop
-            log.debug("could not send to %s: %s", identity.hex(), error)
+    def _send_frames(self, identity: bytes, frames: List[Any], droppable: bool = False) -> bool:
+        return self.sender.send(identity, frames, droppable)
+
+    def _send_backlog(self) -> None:
+        self.sender.send_backlog()
+
+    def _client_gone(self, identity: bytes) -> None:
+        if identity in self.clients:
+            log.info("client %s disconnected: cancelling its jobs", identity.hex())
+            self._forget_client(identity, p.E_CLIENT_GONE)
 
     def _send(self, identity: bytes, header: Dict[str, Any], frames: Any = ()) -> None:
         self._send_frames(identity, [p.pack_header(header)] + list(frames))
@@ -203,7 +203,8 @@ class EngineServer:
     def _emit(self, job: Job, header: Dict[str, Any], frames: Any = ()) -> None:
         """From the worker: a job's message; final ones also retire the job."""
         final = header.get("type") in p.JOB_END_TYPES
-        self.outbox.send(job.client, job.id if final else None, header, frames)
+        marker = str(job.id).encode() if final else PROGRESS_MARK if header.get("type") == p.PROGRESS else b""
+        self.outbox.send_marked(job.client, marker, header, frames)
 
     def _reply(self, identity: bytes, req: Any, header: Dict[str, Any], frames: Any = ()) -> None:
         """From the library thread: the answer to request `req`."""
@@ -225,6 +226,8 @@ class EngineServer:
                 raise p.ProtocolError(p.E_INVALID, "req must be an integer or a short string", "req")
             self.clients[identity] = time.monotonic()
             msg_type = header["type"]
+            if msg_type not in IDLE_TYPES:
+                self.last_work = self.clients[identity]
             handler = self._handlers().get(msg_type)
             if handler is None:
                 raise p.ProtocolError(p.E_UNKNOWN_TYPE, "unknown message type %r (known: %s)"
@@ -250,7 +253,8 @@ class EngineServer:
         }
 
     def capabilities(self) -> List[str]:
-        caps = ["submit", "cancel", "status", "mask", "feather", "previews", "linear", "u8", "u16", "f32"]
+        caps = ["submit", "cancel", "status", "mask", "feather", "previews", "linear", "u8", "u16", "f32",
+                "priority"]
         if self.local:
             caps.append("shutdown")
         if self.library is not None:
@@ -279,45 +283,51 @@ class EngineServer:
 
     def _on_submit(self, identity, header, frames, req) -> None:
         request = validation.validate_submit(header, frames, self.limits)
-        self._check_style_sources(request.styles)
         job = Job(next(self._job_ids), identity, request)
+        if not any(style.kind in ("file", "library") for style in request.styles):
+            self._queue(identity, req, job)
+            return
+        self.checking[job.id] = (req, job)
+
+        def then(error: Optional[p.ProtocolError]) -> None:     # on the library thread
+            header = p.message(p.OK) if error is None else p.error_message(error.code, error.message, error.field,
+                                                                             req=req)
+            self.outbox.send_marked(identity, CHECKED_MARK + str(job.id).encode(), header)
+
+        self.library_handlers.check_styles(request.styles, then)
+
+    def _checked(self, identity: bytes, job_id: int, outcome: Dict[str, Any]) -> None:
+        req, job = self.checking.pop(job_id)
+        if identity not in self.clients:
+            return
+        if outcome["type"] == p.ERROR:
+            self._send(identity, outcome)
+            return
+        try:
+            self._queue(identity, req, job)
+        except p.ProtocolError as refused:
+            self._send(identity, p.error_message(refused.code, refused.message, refused.field, req=req))
+
+    def _queue(self, identity: bytes, req: Any, job: Job) -> None:
+        request = job.request
+        if job.priority == p.PREVIEW:
+            for older in [other for other in self.jobs.values()
+                          if other.client == identity and other.priority == p.PREVIEW]:
+                log.info("preview job %d superseded by job %d", older.id, job.id)
+                if self.queue.cancel(older, p.SUPERSEDED) == "queued":
+                    self.jobs.pop(older.id, None)
+                    self._send(identity, end_message(older))
         try:
             ahead = self.queue.put(job)
         except QueueFull as error:
             raise p.ProtocolError(p.E_QUEUE_FULL, str(error))
         self.jobs[job.id] = job
-        log.info("job %d accepted: %dx%d %s x%d, %d style(s), %d iterations, %d ahead", job.id,
+        log.info("job %d accepted: %s, %dx%d %s x%d, %d style(s), %d iterations, %d ahead", job.id, job.priority,
                  request.image.width, request.image.height, request.image.dtype, request.image.channels,
                  len(request.styles), request.options["iterations"], ahead)
         # Sent now, from this thread: the worker's messages for the job are forwarded by this thread
         # later, so "accepted" always comes first.
         self._send(identity, p.message(p.ACCEPTED, req=req, job=job.id, queue_position=ahead))
-
-    def _check_style_sources(self, styles: List[p.StyleRef]) -> None:
-        """Refuse a missing style file or library id at once (a stat, no reading), not after queueing."""
-        for index, style in enumerate(styles):
-            field = "styles[%d]" % index
-            if style.kind == "file":
-                if not os.path.exists(style.path):
-                    raise p.ProtocolError(p.E_NOT_FOUND, "%s.path: the style file %s does not exist on the "
-                                          "engine's machine" % (field, style.path[:500]), field + ".path")
-                self._check_image_file(style.path, field + ".path", "style")
-            elif style.kind == "library":
-                try:
-                    path = require_library(self.library, field).path_of(style.style_id)
-                except EngineError as error:
-                    raise p.ProtocolError(error.code, error.message, field + ".id")
-                if not os.path.isfile(path):
-                    raise p.ProtocolError("style_not_found", "%s.id: the style library has no style %r"
-                                          % (field, style.style_id[:40]), field + ".id")
-
-    def _check_image_file(self, path: str, field: str, what: str) -> None:
-        """Refuse a folder, an empty file, a non-image or one of more than limits.max_pixels from its
-        header alone, before anything is decoded (a small PNG may declare 30000 x 30000 pixels)."""
-        try:
-            images.check_image_file(path, what, int(self.limits["max_pixels"]))
-        except InputError as error:
-            raise p.ProtocolError(error.code, "%s: %s" % (field, error.message), field)
 
     def _on_cancel(self, identity, header, frames, req) -> None:
         job_id = validation.require(header, "job", int)
@@ -339,7 +349,8 @@ class EngineServer:
                 for index, job in enumerate(waiting) if job.client == identity]
         current = None
         if running is not None:
-            current = {"mine": running.client == identity, "elapsed_s": time.monotonic() - (running.started or 0)}
+            current = {"mine": running.client == identity, "elapsed_s": time.monotonic() - (running.started or 0),
+                       "priority": running.priority, "paused": len(snapshot["paused"])}
             if running.client == identity:
                 current["job"] = running.id
                 current["iteration"] = running.progress.get("iteration", 0)
@@ -362,13 +373,22 @@ class EngineServer:
         log.info("engine stopping")
         for job in self.queue.stop():
             self._send(job.client, shutdown_message(job))
-        self.worker.join(timeout=30)
+        # The worker stops at its next check (between iterations or tiles); its sockets are closed
+        # only after it has ended, and its last message is forwarded.
+        self.worker.join(timeout=WORKER_JOIN_S)
+        if self.worker.is_alive():
+            log.warning("the running job did not stop within %g s; its client is told the engine stopped",
+                        WORKER_JOIN_S)
+            for job in self.queue.started_jobs():
+                self._send(job.client, shutdown_message(job))
         self.library_handlers.stop()
-        self._forward_outbox()       # the worker's last words (e.g. "shutting down" for the running job)
+        self._forward_outbox(most=1 << 30)
+        self._send_backlog()
         if self._authenticator is not None:
             self._authenticator.stop()
-        self.outbox.close()
-        self.router.close(linger=0)
+        if not self.worker.is_alive() and not self.library_handlers.worker.is_alive():
+            self.outbox.close()
+        self.router.close(linger=CLOSE_LINGER_MS)     # the last messages still leave
         path = endpoints.ipc_path(self.endpoint)
         if path:
             try:
@@ -376,4 +396,3 @@ class EngineServer:
             except OSError:
                 pass
         log.info("engine stopped")
-
