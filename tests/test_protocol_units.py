@@ -363,3 +363,27 @@ def test_job_queue_bounds_jobs_and_bytes():
         queue.put(job(8, 1))                      # max_queue jobs waiting
     assert "3 jobs waiting" in str(caught.value)
     assert [j.id for j in queue.stop()] == [4, 6, 7] and queue.take() is None
+
+
+@pytest.mark.parametrize("outcome", ["result", "cancelled", "error"])
+def test_a_jobs_final_message_leaves_after_the_job_is_finished(outcome):
+    """A client that asks for the status on a job's final message must not find it still running
+    (test_cancel_while_queued_and_while_running saw that race)."""
+    from engine_server.core.errors import Cancelled, InputError
+    from engine_server.daemon.jobs import Job, JobQueue, Worker
+
+    def run_job(job, emit):
+        if outcome == "result":
+            emit(job, p.message(p.RESULT, job=job.id), ())
+        elif outcome == "cancelled":
+            raise Cancelled()
+        else:
+            raise InputError("no")
+
+    queue = JobQueue(max_queue=3, max_bytes=1000)
+    seen = []
+    worker = Worker(queue, run_job, lambda job, header, frames: seen.append((header["type"], queue.running)))
+    request = validation.SubmitRequest(Pixels(1, 1, 1, "u8", b"\0"), None, [], {})
+    queue.put(Job(1, b"client", request))
+    worker._run_and_finish(queue.take())
+    assert seen == [({"result": p.RESULT, "cancelled": p.CANCELLED, "error": p.ERROR}[outcome], None)]

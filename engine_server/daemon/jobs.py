@@ -176,8 +176,15 @@ class Worker(threading.Thread):
         super().__init__(name="neural-style-worker", daemon=True)
         self.queue = queue
         self.run_job = run_job
-        self.emit = emit
+        self._send = emit
         self.log_path = log_path
+
+    def emit(self, job: Job, header: Dict[str, Any], frames: Any = ()) -> None:
+        """Send a job's message; a final one only after the job is finished in the queue, so a client
+        that asks for the status on its final message never finds the job still running."""
+        if header.get("type") in p.JOB_END_TYPES:
+            self.queue.finish(job)
+        self._send(job, header, frames)
 
     def run(self) -> None:
         while True:
