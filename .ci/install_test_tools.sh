@@ -7,18 +7,14 @@ set -euo pipefail
 apt-get install -y -q --no-install-recommends python3-zmq python3-msgpack util-linux
 
 have_python() {   # the places tests/test_installer_flow.py looks
-    ls ~/.pyenv/versions/"$1".*/bin/python"$1" /usr/bin/python"$1" /usr/local/bin/python"$1" >/dev/null 2>&1
-}
-missing=()
-for version in 3.8 3.9; do
-    have_python "$version" || missing+=("$version")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    # Debian ships neither; uv fetches CPython builds made for exactly this.
-    python3 -m pip install -q --break-system-packages uv
-    python3 -m uv python install "${missing[@]}"
-    for version in "${missing[@]}"; do
-        ln -sf "$(python3 -m uv python find "$version")" /usr/local/bin/python"$version"
-        /usr/local/bin/python"$version" -c 'import sys; print(sys.version)'
+    local candidate
+    for candidate in ~/.pyenv/versions/"$1".*/bin/python"$1" /usr/bin/python"$1" /usr/local/bin/python"$1"; do
+        [ -x "$candidate" ] && return 0
     done
-fi
+    return 1
+}
+for version in 3.8 3.9; do
+    # Debian ships neither and nothing may be downloaded outside the package registries: this kind of
+    # machine brings them (pyenv). Without them the installer's "old Python" tests fail, as they must.
+    have_python "$version" || echo "install_test_tools.sh: no Python $version on this machine" >&2
+done
