@@ -16,17 +16,13 @@ from PIL import Image
 from engine_server.cli.main import main
 from engine_server.core.colors import rgb_to_yiq
 from tests.support.png16 import read_png16
+from tests.test_core_cli import private_state  # noqa: F401 (autouse: logs and weights stay in tmp)
 
 SIZE = (64, 48)
 BASE = ["--size", "64", "--iterations", "6", "--seed", "3"]
 DIFFERENT = 1.0 / 255      # mean |difference| (0..1 scale) above which two results are not the same
 
 
-@pytest.fixture(autouse=True)
-def private_state(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.delenv("NEURAL_STYLE_WEIGHTS", raising=False)
 
 
 @pytest.fixture(scope="module")

@@ -244,7 +244,7 @@ def other_python(version):
 def test_the_installer_itself_runs_on_python_3_9(user, fake_weights):
     python39 = other_python("3.9")
     if python39 is None:
-        skip_or_fail("no Python 3.9 on this machine (.ci/install_test_tools.sh installs one)")
+        skip_or_fail("no Python 3.9 on this machine (the machine image brings it; .ci/install_test_tools.sh checks)")
     user.fake_editors()
     before = snapshot(user.root)
     refused = user.run("--weights", fake_weights, "--no-verify", python=python39)   # a venv of 3.9: no
@@ -261,6 +261,6 @@ def test_the_installer_itself_runs_on_python_3_9(user, fake_weights):
 def test_older_pythons_get_a_sentence_not_a_syntax_error(user):
     python38 = other_python("3.8")
     if python38 is None:
-        skip_or_fail("no Python 3.8 on this machine (.ci/install_test_tools.sh installs one)")
+        skip_or_fail("no Python 3.8 on this machine (the machine image brings it; .ci/install_test_tools.sh checks)")
     done = user.run("--help", python=python38)
     assert done.returncode == 2 and "needs Python 3.9 or newer" in done.output, done.output

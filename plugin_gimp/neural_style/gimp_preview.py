@@ -25,13 +25,6 @@ START_TIMEOUT_S = 60.0
 NOT_SETTINGS = ("advanced-expanded", "run-mode", "image", "drawables")
 
 
-def _submit(client, request):
-    import inspect
-    if "priority" in inspect.signature(client.submit).parameters:
-        return client.submit(priority="preview", **request)
-    return client.submit(**request)   # a client from before preview priority: an ordinary job
-
-
 class PreviewWorker(threading.Thread):
     """Runs the newest request as a preview job; `post(kind, payload)` is called from this thread."""
 
@@ -70,7 +63,7 @@ class PreviewWorker(threading.Thread):
                             self.post("status", "Starting the style engine\u2026")
                             client = Client(endpoint=self.endpoint or None, autostart=True,
                                             start_timeout=START_TIMEOUT_S, client_name="GIMP Neural Style preview")
-                        job = _submit(client, pending[0])
+                        job = client.submit(priority="preview", **pending[0])
                         self.post("status", "Waiting for the engine\u2026")
                     except ClientError as error:
                         client = self._lost(client, error)

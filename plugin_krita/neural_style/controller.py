@@ -5,7 +5,6 @@ scripts/tests drive it through apply(), cancel(), configure() and its signals. K
 only touched here, on the UI thread; the engine worker gets bytes.
 """
 
-import inspect
 import logging
 import os
 import time
@@ -108,8 +107,7 @@ class Controller(QObject):
                 kwargs["connect_timeout"] = 1.0
             if config["engine_command"] is not None:
                 kwargs["engine_command"] = config["engine_command"]
-            if "idle_timeout" in inspect.signature(Client).parameters:   # engines started on demand end by themselves
-                kwargs["idle_timeout"] = ON_DEMAND_IDLE_TIMEOUT_S
+            kwargs["idle_timeout"] = ON_DEMAND_IDLE_TIMEOUT_S    # engines started on demand end by themselves
             return Client(**kwargs)
         return make_client
 

@@ -9,7 +9,6 @@ bytes and does every conversion (channel order, half floats, preview columns, di
 """
 
 import collections
-import inspect
 import logging
 import threading
 import time
@@ -31,13 +30,6 @@ ALIVE_FOR_S = 1.0        # an engine heard from this recently is not asked again
 CONNECTION_ERRORS = (EngineUnavailable, EngineLost, ProtocolMismatch)
 STOPPED = "it stopped; it starts again on the next Apply or Preview"
 _STOP_PREVIEW = object()
-
-
-def submit(client, priority, **kwargs):
-    # A client without job priorities (before shared/client.py had them) runs the preview in turn.
-    if "priority" in inspect.signature(client.submit).parameters:
-        return client.submit(priority=priority, **kwargs)
-    return client.submit(**kwargs)
 
 
 class _Batch:
@@ -201,13 +193,10 @@ class EngineWorker(QObject):
         return self._client
 
     def _engine_running(self, client):
-        check = getattr(client, "engine_running", None)
-        if check is not None:
-            try:
-                return bool(check(timeout=1.0))
-            except ClientError:
-                return False
-        return self._probe()
+        try:
+            return bool(client.engine_running(timeout=1.0))
+        except ClientError:
+            return False
 
     def _probe(self):
         """Is an engine answering (without starting one)?"""
@@ -235,12 +224,12 @@ class EngineWorker(QObject):
     def _submit(self, priority, **kwargs):
         client = self._ensure_client(check=True)
         try:
-            job = submit(client, priority, **kwargs)
+            job = client.submit(priority=priority, **kwargs)
         except EngineLost:
             # The engine died after it last answered and never saw this job: start a fresh one.
             log.info("the engine was lost before the job was accepted: starting a fresh one")
             self._drop_client(STOPPED)
-            job = submit(self._ensure_client(), priority, **kwargs)
+            job = self._ensure_client().submit(priority=priority, **kwargs)
         self._alive_at = time.monotonic()
         return job
 
