@@ -102,3 +102,14 @@ def test_a_failed_import_rolls_back_what_it_wrote(tmp_path, monkeypatch):
     assert "No space left" in caught.value.message
     assert [info.id for info in StyleLibrary(target.folder).list()] == [kept.id]
     assert sorted(os.listdir(target.folder)) == [".lock", kept.id + ".tfrecord"]
+
+
+def test_imported_styles_keep_the_packs_order_within_one_millisecond(tmp_path, monkeypatch):
+    from engine_server.library import packs
+    mine = StyleLibrary(str(tmp_path / "mine"))
+    ids = [mine.add_image(style_pixels(n), name).id for n, name in enumerate(["zebra", "apple"])]
+    mine.export_pack(str(tmp_path / "p.tfrecord"), ids)
+    monkeypatch.setattr(packs.time, "time", lambda: 1700000000.0)     # the whole import in one millisecond
+    theirs = StyleLibrary(str(tmp_path / "theirs"))
+    theirs.import_pack(str(tmp_path / "p.tfrecord"))
+    assert [info.name for info in theirs.list()] == ["zebra", "apple"]

@@ -39,9 +39,10 @@ def import_pack(library, pack_path: str) -> List[StyleInfo]:
     """
     incoming = read_pack(pack_path)
     written, result = [], []
+    now_ms = int(time.time() * 1000)
     with library._lock():
         try:
-            for record in incoming:
+            for index, record in enumerate(incoming):
                 path = library.path_of(record.id)
                 if os.path.exists(path):
                     existing = library._existing_or_none(record.id)
@@ -50,7 +51,7 @@ def import_pack(library, pack_path: str) -> List[StyleInfo]:
                         continue
                     while os.path.exists(library.path_of(record.id)):
                         record.id = secrets.token_hex(8)
-                record.added_ms = int(time.time() * 1000)
+                record.added_ms = now_ms + index    # the library lists them in the pack's order
                 record.grams = {}
                 library._write(record)
                 written.append(library.path_of(record.id))
