@@ -139,7 +139,7 @@ def main(argv=None):
     from shared.options import defaults
 
     model = VGG19Features.load(weights)
-    from engine_server.cli.batch import DEFAULT_TEMPORAL_WEIGHT
+    from shared.options import TEMPORAL_WEIGHT as DEFAULT_TEMPORAL_WEIGHT
 
     options = {**defaults(), "iterations": args.iterations, "max_size": args.size,
                "loss_normalization": args.loss_normalization}

@@ -136,12 +136,13 @@ class Client(LibraryCalls):
     # ----------------------------------------------------------------------------------- jobs
 
     def submit(self, image: p.Pixels, styles: Sequence[p.StyleRef], options: Optional[Dict[str, Any]] = None,
-               mask: Optional[p.Pixels] = None, priority: str = "normal") -> Job:
+               mask: Optional[p.Pixels] = None, priority: str = "normal", previous_frame: Any = None) -> Job:
         """Send a job; returns once the engine accepted it (JobFailed if it refused). A "preview" job
-        runs ahead of normal ones and replaces this client's previous preview (docs/protocol.md)."""
+        runs ahead of normal ones and replaces this client's previous preview (docs/protocol.md).
+        previous_frame: None, or (previous content, previous result) Pixels: frame k > 0 of a sequence."""
         if priority not in p.PRIORITIES:
             raise ValueError("priority must be one of %s, got %r" % (", ".join(p.PRIORITIES), priority))
-        frames = p.build_submit(image, styles, options, mask, priority=priority)
+        frames = p.build_submit(image, styles, options, mask, priority=priority, previous_frame=previous_frame)
         with self._lock:
             job = Job(self)
             header, _ = self._send_request(frames, job)

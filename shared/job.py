@@ -34,7 +34,7 @@ def pixels_from(desc: Any, frames: List[bytes]) -> Optional[p.Pixels]:
     if not isinstance(index, int) or not 0 < index < len(frames):
         raise ProtocolMismatch("the engine sent a pixel descriptor for a frame it did not send")
     pixels = p.Pixels(desc["width"], desc["height"], desc["channels"], desc["dtype"], frames[index],
-                      desc.get("transfer", "srgb"))
+                      desc.get("transfer", "srgb"), desc.get("scale", 1.0))
     if len(pixels.data) != pixels.expected_bytes:
         raise ProtocolMismatch("the engine sent %d bytes for %r" % (len(pixels.data), pixels))
     return pixels

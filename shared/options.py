@@ -38,6 +38,11 @@ def lecture_layer_name(name: str) -> str:
     return "conv%s_%s" % (block, conv)
 
 
+# The weight of the temporal term for frame k > 0 of a shot (docs/frames.md): `batch --temporal-weight`'s
+# default and submit's `options.temporal_weight` (with previous_frame) are this one constant.
+TEMPORAL_WEIGHT = 100.0
+
+
 @dataclass(frozen=True)
 class Option:
     name: str                 # protocol key; CLI flag is --name-with-dashes
@@ -73,7 +78,13 @@ OPTIONS: Tuple[Option, ...] = (
     Option("init", "choice", "content", "starting image", choices=("content", "noise")),
     Option("scales", "int", 0, "coarse-to-fine levels (0 = automatic)", 0, 8),
     Option("seed", "int", 0, "random seed (noise init); same seed, same result on CPU", 0, 2**31 - 1),
+    Option("temporal_weight", "float", TEMPORAL_WEIGHT,
+           "frames: how hard a frame is held to the previous result carried along the motion (0: only started "
+           "from it); used for a frame after the first of a sequence", 0.0, 1e12),
 )
+
+# Options that only mean something for frame k > 0 of a sequence (not flags of `stylize`).
+FRAME_OPTIONS = ("temporal_weight",)
 
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 

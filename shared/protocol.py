@@ -71,6 +71,7 @@ E_NOT_FOUND = "not_found"              # a style file or library id that does no
 E_CLIENT_GONE = "client_gone"
 E_SHUTTING_DOWN = "shutting_down"
 E_INTERNAL = "internal"
+E_BAD_INPUT = "bad_input"              # pixels that cannot go together (e.g. a previous frame of another size)
 
 DTYPES = {"u8": 1, "u16": 2, "f32": 4}
 TRANSFERS = ("srgb", "linear")
@@ -242,8 +243,10 @@ def _kind(value: Any) -> str:
 # Building client messages
 
 def build_submit(image: Pixels, styles: Sequence[StyleRef], options: Optional[Dict[str, Any]] = None,
-                 mask: Optional[Pixels] = None, req: Optional[int] = None, priority: str = NORMAL) -> List[Any]:
-    """-> frames of a submit message (header + pixel frames)."""
+                 mask: Optional[Pixels] = None, req: Optional[int] = None, priority: str = NORMAL,
+                 previous_frame: Optional[Sequence[Pixels]] = None) -> List[Any]:
+    """-> frames of a submit message (header + pixel frames). previous_frame: None, or (the previous
+    frame's content, its result) for frame k > 0 of a sequence (docs/protocol.md, "Frames")."""
     frames: List[Any] = []
 
     def add(pixels: Pixels) -> Dict[str, Any]:
@@ -271,6 +274,10 @@ def build_submit(image: Pixels, styles: Sequence[StyleRef], options: Optional[Di
             raise ValueError("unknown style kind %r" % style.kind)
         style_maps.append(entry)
     header["styles"] = style_maps
+    if previous_frame is not None:
+        if isinstance(previous_frame, Pixels) or len(previous_frame) != 2:
+            raise TypeError("previous_frame must be a pair (previous content, previous result) of Pixels")
+        header["previous_frame"] = {"content": add(previous_frame[0]), "result": add(previous_frame[1])}
     header["options"] = dict(options or {})
     if priority != NORMAL:
         header["priority"] = priority

@@ -9,7 +9,7 @@ import os
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import options as job_options
-from .protocol import (DTYPES, EXTRA_OPTIONS, EXTRA_OPTIONS_BY_NAME, E_FRAME, E_INVALID, E_MISSING,
+from .protocol import (DTYPES, EXTRA_OPTIONS, EXTRA_OPTIONS_BY_NAME, E_BAD_INPUT, E_FRAME, E_INVALID, E_MISSING,
                        E_TOO_LARGE, F32_SCALES, NORMAL, PRIORITIES, Pixels, ProtocolError, StyleRef, TRANSFERS,
                        _kind)
 
@@ -209,18 +209,39 @@ def validate_styles(values: Any, frames: FrameSet, limits: Dict[str, Any]) -> Li
     return styles
 
 
-class SubmitRequest:
-    """A validated submit: image, mask (or None), styles, options (core + extras), priority."""
+def validate_previous_frame(value: Any, image: Pixels, frames: FrameSet, limits: Dict[str, Any]) -> tuple:
+    """submit.previous_frame -> (content, result) Pixels, each exactly the image's width x height."""
+    if not isinstance(value, dict):
+        raise ProtocolError(E_BAD_INPUT, "previous_frame must be a map {content, result} of pixel descriptors, got %s"
+                            % _kind(value), "previous_frame")
+    pair = []
+    for name in ("content", "result"):
+        field = "previous_frame." + name
+        if value.get(name) is None:
+            raise ProtocolError(E_BAD_INPUT, "%s is missing: a previous frame needs its content and its result"
+                                % field, field)
+        pixels = validate_pixels(value[name], frames, field, limits)
+        if (pixels.width, pixels.height) != (image.width, image.height):
+            raise ProtocolError(E_BAD_INPUT, "%s: expected %dx%d like image, got %dx%d"
+                                % (field, image.width, image.height, pixels.width, pixels.height), field)
+        pair.append(pixels)
+    return tuple(pair)
 
-    __slots__ = ("image", "mask", "styles", "options", "priority")
+
+class SubmitRequest:
+    """A validated submit: image, mask (or None), styles, options (core + extras), priority, and
+    previous_frame (None, or the (content, result) Pixels of the sequence's previous frame)."""
+
+    __slots__ = ("image", "mask", "styles", "options", "priority", "previous_frame")
 
     def __init__(self, image: Pixels, mask: Optional[Pixels], styles: List[StyleRef], options: Dict[str, Any],
-                 priority: str = "normal"):
+                 priority: str = "normal", previous_frame: Optional[tuple] = None):
         self.image = image
         self.mask = mask
         self.styles = styles
         self.options = options
         self.priority = priority
+        self.previous_frame = previous_frame
 
 
 def validate_submit(header: Dict[str, Any], frames: Sequence[Any], limits: Dict[str, Any]) -> SubmitRequest:
@@ -234,6 +255,9 @@ def validate_submit(header: Dict[str, Any], frames: Sequence[Any], limits: Dict[
         if (mask.width, mask.height) != (image.width, image.height):
             raise ProtocolError(E_INVALID, "mask is %dx%d but the image is %dx%d; they must match"
                                 % (mask.width, mask.height, image.width, image.height), "mask")
+    previous_frame = None
+    if header.get("previous_frame") is not None:
+        previous_frame = validate_previous_frame(header["previous_frame"], image, frame_set, limits)
     styles = validate_styles(header.get("styles"), frame_set, limits)
     options = validate_job_options(header.get("options"), limits)
     priority = header.get("priority", NORMAL)
@@ -242,4 +266,4 @@ def validate_submit(header: Dict[str, Any], frames: Sequence[Any], limits: Dict[
                             % (", ".join(repr(name) for name in PRIORITIES), priority if isinstance(priority, str)
                                and len(priority) <= 40 else _kind(priority)), "priority")
     frame_set.check_all_used()
-    return SubmitRequest(image, mask, styles, options, priority)
+    return SubmitRequest(image, mask, styles, options, priority, previous_frame)

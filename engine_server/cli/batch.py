@@ -12,10 +12,11 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from shared.options import TEMPORAL_WEIGHT
+
 from ..core.errors import InputError
 from ..core.video import IMAGE_EXTENSIONS, VideoReader, folder_images, is_image, is_video
 
-DEFAULT_TEMPORAL_WEIGHT = 100.0
 FRAME_DIGITS = 5
 
 
@@ -115,9 +116,7 @@ def run_batch(args):
     from .batch_run import Batch
     from .stylize import stylize_options
 
-    options, init_path = stylize_options(args)
-    if args.temporal_weight < 0 or args.temporal_weight != args.temporal_weight:
-        raise InputError("--temporal-weight must be a number >= 0, got %g" % args.temporal_weight)
+    options, init_path = stylize_options(args)     # --temporal-weight is checked there, by the option table
     if args.frame_iterations is not None and not 1 <= args.frame_iterations <= 10000:
         raise InputError("--frame-iterations must be between 1 and 10000, got %d" % args.frame_iterations)
     if args.engine is not None and args.frames:
@@ -157,10 +156,10 @@ def register(subparsers):
                        help="treat each folder, video, or run of image files as the frames of one shot: each frame "
                             "starts from the previous result, warped by the optical flow, and a temporal loss keeps "
                             "it there where the motion is trusted (Ruder et al. 2016)")
-    batch.add_argument("--temporal-weight", type=float, default=DEFAULT_TEMPORAL_WEIGHT, metavar="X",
+    batch.add_argument("--temporal-weight", default=None, metavar="X",
                        help="weight of the temporal loss, the mean of c (x - warped)^2 over the 0..255 pixel values "
                             "(--loss-normalization seed: docs/frames.md), the same at every size "
-                            "(default: %g; 0: warped start only)" % DEFAULT_TEMPORAL_WEIGHT)
+                            "(default: %g; 0: warped start only)" % TEMPORAL_WEIGHT)
     batch.add_argument("--frame-iterations", type=int, default=None, metavar="N",
                        help="iterations for each frame after a shot's first (default: --iterations); later "
                             "frames start near a result, so fewer usually do (docs/frames.md)")

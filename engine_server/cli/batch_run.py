@@ -188,9 +188,10 @@ class Batch:
     def _local_unit(self, model, styles, unit, init_image):
         from ..core.images import resize
         from ..core.stylize import stylize
-        from ..core.temporal import Sequence
+        from ..core.temporal import FRAME_RUN, Sequence
 
-        sequence = Sequence(self.args.temporal_weight, self.options) if self.args.frames and unit.kind != "image" else None
+        sequence = Sequence(self.options["temporal_weight"], self.options) \
+            if self.args.frames and unit.kind != "image" else None
         writer = None
         try:
             for item in self.items(unit):
@@ -199,8 +200,7 @@ class Batch:
                 if sequence is not None:
                     warped, extra = sequence.prepare(item.content)
                     if warped is not None:
-                        # The warped result already has every scale's structure; coarse-to-fine would blur it.
-                        init, options = warped, {**options, "scales": 1}
+                        init, options = warped, {**options, **FRAME_RUN}
                         if self.args.frame_iterations is not None:
                             options["iterations"] = self.args.frame_iterations
                 size = item.content.shape[:2]

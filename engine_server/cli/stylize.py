@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from shared.options import OPTIONS, OPTIONS_BY_NAME
+from shared.options import FRAME_OPTIONS, OPTIONS, OPTIONS_BY_NAME
 
 from ..core.errors import InputError
 from .job_output import check_output, progress_printer, write_output
@@ -166,7 +166,8 @@ def add_stylize_flags(parser):
     """The flags `stylize` and `batch` share."""
     parser.add_argument("--weights", metavar="PATH", default=None,
                         help="VGG-19 notop weights (.h5); default: $NEURAL_STYLE_WEIGHTS, then the installer's copy")
-    add_option_flags(parser, [option.name for option in OPTIONS if option.name != "init"])
+    add_option_flags(parser, [option.name for option in OPTIONS if option.name != "init"
+                              and option.name not in FRAME_OPTIONS])     # batch has its own --temporal-weight
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="what the convolutions compute in; auto: bfloat16 where the hardware has it "
                              "natively, else float32 (docs/engine.md)")

@@ -145,6 +145,19 @@ def compensated_difference(previous_result, result, backward, weights):
     return float(np.sum(np.abs(np.asarray(result, np.float32) - warped) * mask) / count)
 
 
+# Options frame k > 0 runs with: the warped result already has every scale's structure, and
+# coarse-to-fine would first blur what the warp carried over.
+FRAME_RUN = {"scales": 1}
+
+
+def follow(previous_content, content, previous_result, weight, options=None):
+    """Frame k > 0 of a shot, as `batch --frames` and a submit with previous_frame both run it:
+    (start image ω, TemporalTerm or None when weight is 0, c). Images HxWx3 0..255, at the working size;
+    stylize() then runs with init_image=ω, extra_loss=the term and options updated by FRAME_RUN."""
+    warped, weights = previous_into(previous_content, content, previous_result)
+    return warped, (TemporalTerm(warped, weights, weight, options) if weight > 0 else None), weights
+
+
 class Sequence:
     """The frames of one shot, in order: what each frame starts from and the term that holds it.
 
@@ -165,9 +178,9 @@ class Sequence:
         self._content = np.asarray(content, np.float32)
         if self._previous is None:
             return None, None
-        warped, weights = previous_into(self._previous[0], self._content, self._previous[1])
+        warped, term, weights = follow(self._previous[0], self._content, self._previous[1], self.weight, self.options)
         self.coverage = float(weights.mean())
-        return warped, (TemporalTerm(warped, weights, self.weight, self.options) if self.weight > 0 else None)
+        return warped, term
 
     def done(self, result):
         self._previous = (self._content, np.asarray(result, np.float32))

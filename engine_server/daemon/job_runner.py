@@ -89,10 +89,33 @@ class StylizeRunner:
 
         from ..core.tiling import cancel_check
         should_cancel = getattr(job, "should_cancel", job.cancel_event.is_set)
+        init, extra = None, None
+        if request.previous_frame is not None:
+            rgb, init, extra, options = frame_start(request.previous_frame, rgb, options)
         with cancel_check(should_cancel):
             result = self.stylize(self.model, rgb, styles, options, on_progress=on_progress,
                                   should_cancel=should_cancel,
-                                  gram_cache=self.library.gram_cache if uses_library else None)
+                                  gram_cache=self.library.gram_cache if uses_library else None,
+                                  init_image=init, extra_loss=extra)
         out = pixels.encode(result, alpha, request.image, mask)
         emit(job, p.message(p.RESULT, job=job.id, image=out.descriptor(1), elapsed_s=time.monotonic() - started,
                             work_width=int(result.shape[1]), work_height=int(result.shape[0])), [out.data])
+
+
+def frame_start(previous_frame, rgb, options):
+    """Frame k > 0 of a sequence, as `batch --frames` runs it (core/temporal.py): the three images at the
+    working size -> (content, start image, temporal term or None, options)."""
+    from ..core.images import fit_size, resize
+    from ..core.temporal import FRAME_RUN, follow
+
+    size = tuple(rgb.shape[:2])
+    if max(size) > options["max_size"]:
+        size = fit_size(size, options["max_size"])
+
+    def sized(image):
+        return image if image.shape[:2] == size else resize(image, size).clip(0.0, 255.0)
+
+    previous_content, previous_result = (sized(pixels.decode(frame)[0]) for frame in previous_frame)
+    content = sized(rgb)
+    init, extra, _ = follow(previous_content, content, previous_result, options["temporal_weight"], options)
+    return content, init, extra, {**options, **FRAME_RUN}

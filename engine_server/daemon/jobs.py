@@ -45,10 +45,11 @@ class Job:
 
 
 def request_bytes(request: Any) -> int:
-    """The pixel bytes a submit holds while it waits (image, mask, inline styles)."""
+    """The pixel bytes a submit holds while it waits (image, mask, inline styles, previous frame)."""
     if request is None:
         return 0
     buffers = [request.image, request.mask] + [style.image for style in request.styles]
+    buffers += list(getattr(request, "previous_frame", None) or ())
     return sum(len(pixels.data) for pixels in buffers if pixels is not None)
 
 

@@ -254,7 +254,7 @@ class EngineServer:
 
     def capabilities(self) -> List[str]:
         caps = ["submit", "cancel", "status", "mask", "feather", "previews", "linear", "u8", "u16", "f32",
-                "priority"]
+                "priority", "frames"]
         if self.local:
             caps.append("shutdown")
         if self.library is not None:
