@@ -248,10 +248,7 @@ def test_batch_through_a_running_engine_with_a_library_style(engine, inputs, fak
                           cwd=REPO, env=engine.env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert sorted(os.listdir(out)) == ["a.png", "a_iter1.png", "a_iter2.png", "b.png", "b_iter1.png", "b_iter2.png"]
-    refused = subprocess.run([sys.executable, "-m", "engine_server", "batch", "lib:Starry", str(inputs / "shot"),
-                              "-o", str(out), "--frames", "--engine=" + engine.endpoint],
-                             cwd=REPO, env=engine.env, capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 2 and "--frames runs in this process" in refused.stderr
+    # --frames through the engine: tests/test_protocol_frames.py.
 
 
 def test_a_batch_shows_the_time_left_for_the_whole_batch():

@@ -1,9 +1,14 @@
 """Frames through a real engine (issue 18 item 3, docs/protocol.md "submit.previous_frame"): a
 FrameSequence gives what the in-process `batch --frames` gives, the temporal term holds the frames,
-bad previous frames are refused naming the field, Cancel and errors keep the frames done."""
+bad previous frames are refused naming the field, Cancel and errors keep the frames done; and
+`batch --frames --engine=EP` gives the in-process run's results, progress per frame, Ctrl-C."""
 
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 
 import msgpack
 import numpy as np
@@ -16,7 +21,7 @@ from shared.client import Client, JobFailed
 from shared.frames import FrameSequence
 from shared.options import TEMPORAL_WEIGHT
 from shared.protocol import Pixels, StyleRef
-from tests.support.engine_fixture import running_engine, short_temp_dir
+from tests.support.engine_fixture import REPO, running_engine, short_temp_dir
 from tests.test_batch_cli import smooth
 
 SIZE = (64, 64)          # height, width of a frame
@@ -238,3 +243,82 @@ def test_an_error_on_frame_k_ends_the_sequence_with_the_earlier_frames_delivered
     assert (last.index, last.count, last.event.type) == (2, 3, "error")
     assert (last.event.header["code"], last.event.header["field"]) == ("bad_input", "previous_frame.content")
     assert sequence.poll(0.2) is None
+
+
+# ---------------------------------------------------------------------------------------------- batch --frames --engine
+
+def batch_floats(argv, monkeypatch, capsys):
+    """Run `batch` in this process (the engine client included) -> (exit code, {file: float result}, out, err)."""
+    from engine_server.cli import batch_run
+    from engine_server.cli.main import main
+
+    written = {}
+    monkeypatch.setattr(batch_run, "write_output",
+                        lambda path, result, *rest: written.__setitem__(os.path.basename(path), np.array(result)))
+    try:
+        code = main([str(arg) for arg in argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, written, captured.out, captured.err
+
+
+def test_batch_frames_through_the_engine_is_the_in_process_run(frames_engine, shot, fake_weights, tmp_path,
+                                                              monkeypatch, capsys):
+    folder, _ = shot
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    common = ["batch", folder / "style.png", folder / "shot", "-o", tmp_path / "out", "--frames", "--iterations", "8",
+              "--frame-iterations", "5", "--temporal-weight", "50", "--json"]
+    code, here, _, err = batch_floats(common + ["--weights", fake_weights, "--precision", "float32"], monkeypatch,
+                                      capsys)
+    assert code == 0, err
+    code, there, out, err = batch_floats(common + ["--engine=" + frames_engine.endpoint], monkeypatch, capsys)
+    assert code == 0, err
+    assert sorted(there) == sorted(here) == ["f1.png", "f2.png", "f3.png"]
+    for name in here:
+        # Bit for bit, as FrameSequence above: the engine runs the same code on the same float32 values.
+        assert np.array_equal(there[name], here[name]), (name, float(np.max(np.abs(there[name] - here[name]))))
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [event["written"] for event in events if "written" in event] == [
+        str(tmp_path / "out" / name) for name in ("f1.png", "f2.png", "f3.png")]
+    progress = {(event["name"], event["task"], event["tasks"], event["iterations"]) for event in events
+                if "iteration" in event}
+    assert progress == {("f1", 0, 3, 8), ("f2", 1, 3, 5), ("f3", 2, 3, 5)}, progress
+
+
+def test_batch_frames_through_the_engine_bad_frame_and_ctrl_c(frames_engine, shot, tmp_path, monkeypatch, capsys):
+    folder, frames = shot
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for k, frame in enumerate(frames[:2] + [frames[2][:, :60]]):
+        Image.fromarray(frame.astype(np.uint8)).save(broken / ("g%d.png" % (k + 1)))
+    code, written, _, err = batch_floats(["batch", folder / "style.png", broken, "-o", tmp_path / "out", "--frames",
+                                          "--iterations", "2", "--engine=" + frames_engine.endpoint], monkeypatch,
+                                         capsys)
+    assert code == 2 and sorted(written) == ["g1.png", "g2.png"]
+    assert err.strip().splitlines()[-1].startswith("error: frame %s is 60x64, but the shot's frames are 64x64"
+                                                  % (broken / "g3.png")), err
+
+    out = tmp_path / "stopped"
+    process = subprocess.Popen([sys.executable, "-m", "engine_server", "batch", str(folder / "style.png"),
+                                str(folder / "shot"), "-o", str(out), "--frames", "--iterations", "3",
+                                "--frame-iterations", "5000", "--optimizer", "adam", "--json",
+                                "--engine=" + frames_engine.endpoint], cwd=REPO, env=frames_engine.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while True:
+            line = process.stdout.readline()
+            assert line, process.communicate(timeout=30)
+            event = json.loads(line)
+            if event["name"] == "f2" and "iteration" in event:      # its first progress brought a preview
+                break
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.startswith("interrupted at iteration ") and stderr.strip().endswith(
+        "/5000; the image so far is in %s; 1 earlier output(s) are in %s" % (out / "f2.png", out)), stderr
+    assert sorted(os.listdir(out)) == ["f1.png", "f2.png"]
+    assert frames_engine.process.poll() is None

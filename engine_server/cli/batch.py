@@ -119,9 +119,6 @@ def run_batch(args):
     options, init_path = stylize_options(args)     # --temporal-weight is checked there, by the option table
     if args.frame_iterations is not None and not 1 <= args.frame_iterations <= 10000:
         raise InputError("--frame-iterations must be between 1 and 10000, got %d" % args.frame_iterations)
-    if args.engine is not None and args.frames:
-        raise InputError("--frames runs in this process (the temporal term is not part of the engine's "
-                         "protocol); drop --engine")
     if args.engine is not None and init_path is not None:
         raise InputError("--init with an image file is not supported with --engine; run without --engine")
     if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):

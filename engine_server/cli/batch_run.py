@@ -236,14 +236,22 @@ class Batch:
             client.close()
 
     def _remote_unit(self, client, refs, unit):
+        """Every picture one job; with --frames, frame k > 0 is sent with the previous frame's content and
+        result (submit.previous_frame), and the engine runs it as _local_unit does (core/temporal.py)."""
         from . import remote
 
-        writer = None
+        writer, previous = None, None
+        shot = self.args.frames and unit.kind != "image"
         try:
             for item in self.items(unit):
                 self._begin(item)
-                result = remote.run_job(client, item.content, refs, self.options, self.printer, item.output,
-                                        self.args.save_every, item.alpha, self.args.bits16, self.stop)
+                options = self.options
+                if previous is not None and self.args.frame_iterations is not None:
+                    options = {**options, "iterations": self.args.frame_iterations}
+                result = remote.run_job(client, item.content, refs, options, self.printer, item.output,
+                                        self.args.save_every, item.alpha, self.args.bits16, self.stop, previous)
+                if shot:
+                    previous = (item.content, result)
                 writer = self._video_writer(unit, result, writer)
                 self._wrote(item, result, writer)
         finally:

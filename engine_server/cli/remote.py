@@ -63,13 +63,19 @@ def style_refs(client, args):
     return engine_styles(client, args.styles, lambda path: _pixels(load_rgb(path, "style image")))
 
 
-def run_job(client, content, refs, options, printer, output, save_every=0, alpha=None, bits16=False, stop=None):
+def run_job(client, content, refs, options, printer, output, save_every=0, alpha=None, bits16=False, stop=None,
+            previous=None):
     """One job on the engine -> the result (HxWx3 0..255). Saves every N iterations from the previews;
-    when stop() turns true the job is cancelled, the last preview written to `output`, Interrupted raised."""
+    when stop() turns true the job is cancelled, the last preview written to `output`, Interrupted raised.
+    previous: None, or (content, result) of the shot's previous frame (sent as submit.previous_frame)."""
     sent_options = {key: list(value) if isinstance(value, tuple) else value for key, value in options.items()}
     sent_options["preview_interval_s"] = 0.001 if save_every else PREVIEW_INTERVAL_S
     sent_options["feather"] = 0
-    job = client.submit(_pixels(content), refs, sent_options)
+    previous_frame = None if previous is None else tuple(_pixels(image) for image in previous)
+    try:
+        job = client.submit(_pixels(content), refs, sent_options, previous_frame=previous_frame)
+    except JobFailed as error:
+        raise EngineError(error.code, "the engine refused the job: %s" % error.message, error.field)
     final, latest, next_save, cancelling = None, None, save_every, False
     try:
         for event in job.events():
