@@ -77,3 +77,43 @@ def read_scaled_mask(image, layer, scale, width, height):
     rect = Gegl.Rectangle.new(int(round(offset_x * scale)), int(round(offset_y * scale)), width, height)
     data = bytes(image.get_selection().get_buffer().get(rect, scale, pixels.MASK_FORMAT, Gegl.AbyssPolicy.NONE))
     return data if len(data) == width * height else None
+
+
+class UndoGroup:
+    """One undo step for the whole run, opened only when the first result layer is made: a run that
+    changes nothing leaves no empty "Neural Style" step and does not mark the image dirty."""
+
+    def __init__(self, image):
+        self.image, self.started = image, False
+
+    def start(self):
+        if not self.started:
+            self.image.undo_group_start()
+            self.started = True
+
+    def end(self):
+        if self.started:
+            self.image.undo_group_end()
+
+
+RESULT_PARASITE = "neural-style-result"
+
+
+def new_result_layer(image, layer, name, undo):
+    """A transparent layer named `name` directly above `layer`, same size and offsets, marked as a result
+    (so that "Layers as frames" never takes it for a frame)."""
+    undo.start()
+    layer_type = getattr(Gimp.ImageType, pixels.layer_image_type(image.get_base_type().value_name))
+    result_layer = Gimp.Layer.new(image, name, layer.get_width(), layer.get_height(), layer_type, 100.0,
+                                  Gimp.LayerMode.NORMAL)
+    _, offset_x, offset_y = layer.get_offsets()
+    image.insert_layer(result_layer, layer.get_parent(), image.get_item_position(layer))
+    result_layer.set_offsets(offset_x, offset_y)
+    result_layer.fill(Gimp.FillType.TRANSPARENT)
+    result_layer.attach_parasite(Gimp.Parasite.new(RESULT_PARASITE, Gimp.PARASITE_PERSISTENT | Gimp.PARASITE_UNDOABLE,
+                                                   list(b"1")))
+    return result_layer
+
+
+def is_result(layer):
+    return layer.get_parasite(RESULT_PARASITE) is not None

@@ -198,23 +198,6 @@ def _source_layers(image, drawables):
     return drawables
 
 
-class _UndoGroup:
-    """One undo step for the whole run, opened only when the first result layer is made: a run that
-    changes nothing leaves no empty "Neural Style" step and does not mark the image dirty."""
-
-    def __init__(self, image):
-        self.image, self.started = image, False
-
-    def start(self):
-        if not self.started:
-            self.image.undo_group_start()
-            self.started = True
-
-    def end(self):
-        if self.started:
-            self.image.undo_group_end()
-
-
 def stylize_layers(image, drawables, values, cancel_window=None):
     """Stylize every layer; False when the artist cancelled."""
     layers = _source_layers(image, drawables)
@@ -226,7 +209,7 @@ def stylize_layers(image, drawables, values, cancel_window=None):
     engine_errors = (client_module.ClientError,)
     Gimp.progress_init("Neural Style: connecting to the engine")
     client = None
-    undo = _UndoGroup(image)
+    undo = layers_io.UndoGroup(image)
     try:
         client = client_module.Client(endpoint=values["engine-endpoint"] or None, autostart=True,
                                       start_timeout=START_TIMEOUT_S, client_name="GIMP Neural Style")
@@ -276,18 +259,6 @@ def resolve_style(client, protocol, values):
     raise UserError("style-source must be file, library or layer, got '%s'" % source)
 
 
-def _new_result_layer(image, layer, name, undo):
-    undo.start()
-    layer_type = getattr(Gimp.ImageType, pixels.layer_image_type(image.get_base_type().value_name))
-    result_layer = Gimp.Layer.new(image, name, layer.get_width(), layer.get_height(), layer_type, 100.0,
-                                  Gimp.LayerMode.NORMAL)
-    _, offset_x, offset_y = layer.get_offsets()
-    image.insert_layer(result_layer, layer.get_parent(), image.get_item_position(layer))
-    result_layer.set_offsets(offset_x, offset_y)
-    result_layer.fill(Gimp.FillType.TRANSPARENT)
-    return result_layer
-
-
 def stylize_layer(client, protocol, image, layer, style, style_name, options, index, count, cancel_window,
                   undo):
     """Stylize one layer into a new layer above it (made when the first pixels arrive); False when the
@@ -303,7 +274,7 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
     def show(result):
         nonlocal result_layer
         if result_layer is None:
-            result_layer = _new_result_layer(image, layer, name, undo)
+            result_layer = layers_io.new_result_layer(image, layer, name, undo)
         layers_io.paint(result_layer, result)
 
     def stopped(reason, **why):
