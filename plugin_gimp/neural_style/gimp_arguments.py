@@ -82,7 +82,11 @@ def arguments() -> Tuple[Argument, ...]:
                  "ZeroMQ endpoint of the engine (empty: $NEURAL_STYLE_ENDPOINT, then the per-user default)",
                  "", advanced=True),
     )
-    return with_mnemonics(style + (strength,) + main + advanced + extra)
+    frames = (Argument("layers-as-frames", "boolean", "Layers as frames",
+                       "every top-level layer is a frame of an animation, the bottom layer the first (GIMP's "
+                       "convention); each frame is stylized with the one before it, coherent in time, into a "
+                       "layer above it", False),)
+    return with_mnemonics(style + (strength,) + main + frames + advanced + extra)
 
 
 # Mnemonics taken by GimpProcedureDialog's own buttons (Help, Reset, Cancel, OK, Load/Save settings)

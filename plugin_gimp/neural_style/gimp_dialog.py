@@ -10,6 +10,7 @@ gi.require_version("Gtk", "3.0")
 from gi.repository import GimpUi, GObject, Gtk  # noqa: E402
 
 import gimp_arguments as arguments  # noqa: E402
+import gimp_frames                  # noqa: E402
 import gimp_windows as windows      # noqa: E402
 from gimp_preview import PreviewPane  # noqa: E402
 
@@ -87,7 +88,9 @@ def run_dialog(procedure, config, image=None, drawables=()):
     for source in ("file", "library"):
         style_box.pack_start(pickers[source], False, False, 0)
         pickers[source].show_all()
-    dialog.fill_box("main-box", list(MAIN))
+    # Offered only where there is an animation to speak of: two top-level layers or more.
+    frames_offered = image is not None and len(gimp_frames.frame_layers(image)) > 1
+    dialog.fill_box("main-box", list(MAIN) + (["layers-as-frames"] if frames_offered else []))
     dialog.fill_box("advanced-box", [arg.name for arg in arguments.arguments() if arg.advanced])
     dialog.get_label("advanced-label", "Advanced", False, False)
     expander = dialog.fill_expander("advanced", "advanced-label", False, "advanced-box")

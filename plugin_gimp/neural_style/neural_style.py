@@ -22,6 +22,7 @@ if os.path.isdir(os.path.join(sys.path[0], "vendor")):
     sys.path.insert(0, os.path.join(sys.path[0], "vendor"))
 
 import gimp_arguments as arguments  # noqa: E402
+import gimp_frames as frames        # noqa: E402
 import gimp_layers as layers_io     # noqa: E402
 import gimp_pixels as pixels        # noqa: E402
 import gimp_progress as progress    # noqa: E402
@@ -98,7 +99,9 @@ class NeuralStyle(Gimp.PlugIn):
             "Repaint layers in the style of an image (neural style transfer)",
             "Adds a layer above each selected layer, named '<layer> \u2013 <style>', repainted by the local "
             "Neural Style engine in the style of an image file, a style-library entry or another layer. "
-            "Outside the selection the new layer is transparent; the source layers are not changed.",
+            "Outside the selection the new layer is transparent; the source layers are not changed. With "
+            "layers-as-frames every top-level layer is a frame of an animation (the bottom one first), stylized "
+            "coherently with the frame before it, its result above it.",
             name)
         procedure.set_attribution("Neural Style for GIMP and Krita", "MIT", "2026")
         for arg in arguments.arguments():
@@ -216,6 +219,9 @@ def stylize_layers(image, drawables, values, cancel_window=None):
         client.connect()
         style, style_name = resolve_style(client, protocol, values)
         try:
+            if frames.wanted(values, image):
+                return frames.stylize_frames(client, protocol, image, values, style, style_name, options,
+                                             cancel_window, undo, _log())
             for index, layer in enumerate(layers):
                 if not stylize_layer(client, protocol, image, layer, style, style_name, options,
                                      index, len(layers), cancel_window, undo):

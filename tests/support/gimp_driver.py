@@ -279,6 +279,49 @@ def run_fidelity_case(case, out_dir):
     return record
 
 
+def run_frames_case(case, out_dir):
+    """Layers as frames: an image whose top-level layers are `case["frames"]` ([name, width, height,
+    seed], bottom first); the procedure runs on the top layer. Records the layers top to bottom and, per
+    frame, its pixels before and after and the layer directly above it (dumped when it is a new layer)."""
+    name = case["name"]
+    image = Gimp.Image.new(64, 64, Gimp.ImageBaseType.RGB)
+    frames = [add_layer(image, frame, width, height, (0, 0), seed) for frame, width, height, seed in case["frames"]]
+    record = {"name": name, "frames": []}
+    for index, frame in enumerate(frames):
+        record["frames"].append({"name": frame.get_name(), "before": dump(
+            frame, "R'G'B'A u8", "%s/%s-frame%d-before.raw" % (out_dir, name, index))})
+    ui_record = write_ui_plan(case, out_dir)
+    image.clean_all()
+    run_mode = Gimp.RunMode.INTERACTIVE if case.get("interactive") else Gimp.RunMode.NONINTERACTIVE
+    status, message, elapsed = call(image, [frames[-1]], case["args"], run_mode)
+    record.update(status=status, message=message, seconds=round(elapsed, 2), dirty_after=bool(image.is_dirty()))
+    if case.get("idle_endpoint"):
+        record["idle_at"] = wait_engine_idle(case["idle_endpoint"])
+    if ui_record:
+        write_ui_plan({"name": name}, out_dir)
+        try:
+            with open(ui_record) as f:
+                record["ui"] = json.load(f)
+        except (OSError, ValueError) as error:
+            record["ui"] = {"error": "no record from the UI hook: %s" % error}
+    layers = image.get_layers()
+    record["layers"] = [describe(layer) for layer in layers]
+    for index, frame in enumerate(frames):
+        entry = record["frames"][index]
+        entry["after"] = dump(frame, "R'G'B'A u8", "%s/%s-frame%d-after.raw" % (out_dir, name, index))
+        position = image.get_item_position(frame)
+        if position > 0 and layers[position - 1] not in frames:
+            entry["result"] = describe(layers[position - 1])
+            entry["result_dump"] = dump(layers[position - 1], "R'G'B'A u8",
+                                        "%s/%s-frame%d-result.raw" % (out_dir, name, index))
+    if case.get("repeat"):     # running again: the results of the first run are no frames
+        again = call(image, image.get_selected_layers(), case["args"])
+        record["repeat"] = {"status": again[0], "message": again[1],
+                            "layers": [layer.get_name() for layer in image.get_layers()]}
+    image.delete()
+    return record
+
+
 def dump_selection(image, layer, path):
     """The selection's coverage over the layer's area, "Y u8" (0 = outside)."""
     _, x, y = layer.get_offsets()
@@ -297,7 +340,7 @@ def main():
     records = []
     for case in plan["cases"]:
         try:
-            run = run_fidelity_case if case["kind"] == "fidelity" else run_case
+            run = {"fidelity": run_fidelity_case, "frames": run_frames_case}.get(case["kind"], run_case)
             records.append(run(case, plan["out_dir"]))
         except Exception:
             records.append({"name": case["name"], "driver_error": traceback.format_exc()})

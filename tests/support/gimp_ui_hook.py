@@ -49,6 +49,7 @@ class Runner:
     def tick(self):
         try:
             self._count_pictures()
+            self._note_progress()
             while self.actions:
                 name, arg = self.actions[0]
                 if not getattr(self, "do_" + name)(arg):
@@ -106,6 +107,14 @@ class Runner:
             self.record.setdefault("pictures", []).append(
                 {"at": time.time(), "width": pixbuf.get_width(), "height": pixbuf.get_height()})
 
+    def _note_progress(self):
+        """Every new text of the progress window's bar, in order."""
+        window = self._progress_window()
+        bars = self.find(window, kind=self.Gtk.ProgressBar) if window is not None else []
+        texts = self.record.setdefault("progress_texts", [])
+        if bars and bars[0].get_text() and (not texts or texts[-1] != bars[0].get_text()):
+            texts.append(bars[0].get_text())
+
     # ------------------------------------------------------------------------------ actions
 
     def do_wait_dialog(self, arg):
@@ -132,6 +141,7 @@ class Runner:
             "tv_weight_text": texts, "tv_weight_value": d.get_property("config").get_property("tv-weight"),
             "advanced_expanded": [e.get_expanded() for e in expanders],
             "preview_status": [w.get_text() for w in self.find(d, "neural-style-preview-status")],
+            "check_buttons": [w.get_label() for w in self.find(d, kind=self.Gtk.CheckButton) if w.is_visible()],
         })
         return True
 
@@ -192,6 +202,10 @@ class Runner:
         window = self._progress_window()
         bars = self.find(window, kind=self.Gtk.ProgressBar) if window is not None else []
         return bool(bars) and bars[0].get_fraction() > fraction
+
+    def do_wait_progress_text(self, text):
+        """The progress window's bar has shown a text containing `text`."""
+        return any(text in seen for seen in self.record.get("progress_texts", []))
 
     def do_cancel_progress(self, arg):
         window = self._progress_window()
