@@ -20,6 +20,7 @@ DASH = "\u2013"
 THREE = [["F1", 64, 64, 50], ["F2", 64, 64, 58], ["F3", 64, 64, 66]]      # name, width, height, seed
 ARGS = {"iterations": 4, "max-size": 64, "preview-interval-s": 0.5, "seed": 11, "feather": 0,
         "layers-as-frames": True}
+SELECTION = (8, 12, 40, 32)      # x, y, w, h in the 64x64 frames
 SLOW = {"iterations": 60, "optimizer": "adam", "preview-interval-s": 0.2}  # frame 2 still runs at Cancel
 
 
@@ -28,6 +29,8 @@ def frames_cases(ctx):
     style = ctx.style
     cases = [
         {"name": "frames-three", "kind": "frames", "frames": THREE, "repeat": True,
+         "args": dict(ARGS, **{"style-file": style})},
+        {"name": "frames-selection", "kind": "frames", "frames": THREE[:2], "selection": list(SELECTION),
          "args": dict(ARGS, **{"style-file": style})},
         {"name": "frames-odd-size", "kind": "frames",
          "frames": [["F1", 64, 64, 50], ["F2", 64, 64, 58], ["Odd", 80, 64, 66]],
@@ -47,7 +50,7 @@ def frames_cases(ctx):
     def finish(info, results):
         """While the engine still runs: the same frames through a plain client's FrameSequence."""
         for record in (results or {}).get("cases", []):
-            if record["name"] == "frames-three" and record.get("status") == "success":
+            if record["name"] in ("frames-three", "frames-selection") and record.get("status") == "success":
                 try:
                     references[record["name"]] = reference_frames(ctx, record)
                 except Exception as error:   # reported by the test that needs it
@@ -77,6 +80,10 @@ def reference_frames(ctx, record):
     from shared.frames import FrameSequence
     from shared.protocol import Pixels, StyleRef
     frames = [load(frame["before"]) for frame in record["frames"]]
+    mask = None
+    if "mask_dump" in record:
+        dump = record["mask_dump"]
+        mask = Pixels(dump["width"], dump["height"], 1, "u8", open(dump["path"], "rb").read())
 
     def read_frame(index):
         height, width = frames[index].shape[:2]
@@ -84,7 +91,7 @@ def reference_frames(ctx, record):
 
     results = {}
     with Client(ctx.endpoint, autostart=False) as client:
-        sequence = FrameSequence(client, len(frames), read_frame, [StyleRef.file(ctx.style)], job_options())
+        sequence = FrameSequence(client, len(frames), read_frame, [StyleRef.file(ctx.style)], job_options(), mask)
         while not sequence.done:
             item = sequence.poll(0.25)
             if item is not None and item.event.type == "result":
@@ -94,7 +101,8 @@ def reference_frames(ctx, record):
                 raise AssertionError("the reference frame %d ended with %r" % (item.index, item.event.header))
     assert sorted(results) == list(range(len(frames))), sorted(results)
     # Frame 2 alone, as an independent job: what a plug-in that ignored the frame before would give.
-    alone = engine_result(ctx.endpoint, frames[1], "u8", "srgb", ctx.style, job_options())
+    alone = engine_result(ctx.endpoint, frames[1], "u8", "srgb", ctx.style, job_options(),
+                          None if mask is None else np.frombuffer(mask.data, np.uint8).reshape(64, 64))
     return [results[index] for index in range(len(frames))], alone
 
 
@@ -132,10 +140,12 @@ def test_each_frame_gets_its_result_directly_above_it(gimp):
     assert record["dirty_after"], "the run left no undo step"
 
 
-def test_each_result_is_what_a_plain_clients_frame_sequence_gets(gimp):
-    record = case(gimp, "frames-three")
+@pytest.mark.parametrize("name", ["frames-three", "frames-selection"])
+def test_each_result_is_what_a_plain_clients_frame_sequence_gets(gimp, name):
+    """Also with a selection: the selection over the first frame holds for every frame."""
+    record = case(gimp, name)
     assert record["status"] == "success", record["message"]
-    reference = gimp[1]["frames_references"].get("frames-three")
+    reference = gimp[1]["frames_references"].get(name)
     if isinstance(reference, Exception):
         raise reference
     sequence, alone = reference
@@ -146,6 +156,12 @@ def test_each_result_is_what_a_plain_clients_frame_sequence_gets(gimp):
         assert change > 1 / 255, "frame %d: the engine's result hardly differs from the frame" % (index + 1)
         print("frame %d: max |GIMP - FrameSequence| %.0f levels" % (index + 1, 255 * np.abs(editor - engine).max()))
         assert_same_result(editor, engine, TOLERANCE["u8"], "frame %d" % (index + 1))
+    if "mask_dump" in record:
+        x, y, w, h = SELECTION
+        for frame in record["frames"]:
+            alpha = load(frame["result_dump"])[..., 3]
+            assert (alpha[:y].max(), alpha[y + h:].max(), alpha[:, :x].max(), alpha[:, x + w:].max()) == (0, 0, 0, 0)
+            assert (alpha[y + 8:y + h - 8, x + 8:x + w - 8] == 255).all()
     apart = np.abs(load(record["frames"][1]["result_dump"]).astype(np.int32) - alone.astype(np.int32))[..., :3].mean()
     print("frame 2: mean |with the frame before - alone| %.2f levels" % apart)
     assert apart > 1.0, "frame 2 came out as if stylized alone: the frame before was not used"

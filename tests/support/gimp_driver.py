@@ -287,6 +287,9 @@ def run_frames_case(case, out_dir):
     image = Gimp.Image.new(64, 64, Gimp.ImageBaseType.RGB)
     frames = [add_layer(image, frame, width, height, (0, 0), seed) for frame, width, height, seed in case["frames"]]
     record = {"name": name, "frames": []}
+    if case.get("selection"):
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["selection"])
+        record["mask_dump"] = dump_selection(image, frames[0], "%s/%s-mask.raw" % (out_dir, name))
     for index, frame in enumerate(frames):
         record["frames"].append({"name": frame.get_name(), "before": dump(
             frame, "R'G'B'A u8", "%s/%s-frame%d-before.raw" % (out_dir, name, index))})
