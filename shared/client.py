@@ -13,10 +13,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import zmq
 
-from . import endpoints, engine_start, keepalive
+from . import endpoints, engine_options, engine_start, keepalive
 from . import protocol as p
-from .client_errors import (ClientError, EngineLost, EngineRefused, EngineUnavailable, JobFailed,  # noqa: F401
-                            ProtocolMismatch)
+from .client_errors import (ClientError, EngineLost, EngineOutdated, EngineRefused,  # noqa: F401
+                            EngineUnavailable, JobFailed, ProtocolMismatch)
 from .job import Event, Job, pixels_from  # noqa: F401
 from .library_calls import LibraryCalls
 
@@ -61,6 +61,7 @@ class Client(LibraryCalls):
         self._lost_reason = ""
         self._events: Optional[keepalive.SocketEvents] = None
         self._heartbeat: Optional[keepalive.Heartbeat] = None
+        self._engine_options = engine_options.EngineOptions()
 
     # ----------------------------------------------------------------------------------- life cycle
 
@@ -137,15 +138,15 @@ class Client(LibraryCalls):
 
     def submit(self, image: p.Pixels, styles: Sequence[p.StyleRef], options: Optional[Dict[str, Any]] = None,
                mask: Optional[p.Pixels] = None, priority: str = "normal", previous_frame: Any = None) -> Job:
-        """Send a job; returns once the engine accepted it (JobFailed if it refused). A "preview" job
-        runs ahead of normal ones and replaces this client's previous preview (docs/protocol.md).
-        previous_frame: None, or (previous content, previous result) Pixels: frame k > 0 of a sequence."""
+        """Send a job; returns once the engine accepted it (JobFailed if it refused, EngineOutdated if an
+        older engine lacks a non-default option). A "preview" job runs first, replacing this client's last
+        preview. previous_frame: None, or (previous content, previous result) Pixels (docs/protocol.md)."""
         if priority not in p.PRIORITIES:
             raise ValueError("priority must be one of %s, got %r" % (", ".join(p.PRIORITIES), priority))
-        frames = p.build_submit(image, styles, options, mask, priority=priority, previous_frame=previous_frame)
         with self._lock:
             job = Job(self)
-            header, _ = self._send_request(frames, job)
+            header = self._engine_options.submit(self, options, lambda sent: self._send_request(p.build_submit(
+                image, styles, sent, mask, priority=priority, previous_frame=previous_frame), job)[0])
             job.queue_position = header.get("queue_position")
             return job
 

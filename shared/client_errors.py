@@ -33,3 +33,12 @@ class JobFailed(ClientError):
         self.field = field
         self.message = message
         self.header = header or {}
+
+
+class EngineOutdated(ClientError):
+    """The engine running now is older than this client: it does not know `.option`, which is set to
+    something other than its default (docs/protocol.md, "Options an engine does not know")."""
+
+    def __init__(self, message: str, option: str):
+        super().__init__(message)
+        self.option = option

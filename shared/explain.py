@@ -36,6 +36,9 @@ BY_KIND = {
     "ProtocolMismatch": "The plugin and the style engine are different versions: run the Neural Style installer again.",
     "EngineRefused": "The style engine refused this computer's key: see Details.",
 }
+# EngineOutdated: the plugin was upgraded while an engine from before it still runs
+OUTDATED = ("The style engine running now is older than this plugin and does not know the setting \"%s\": "
+            "restart the engine (see Details), or set it back to its default.")
 TOO_SMALL = re.compile(r"too small for the network layer")
 FIELD_PREFIX = re.compile(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+)*: ")
 
@@ -57,6 +60,8 @@ def explain(error: Optional[BaseException] = None, code: Optional[str] = None, m
             summary = "The image or style could not be used: %s." % _plain(message)
     elif code in BY_CODE:
         summary = BY_CODE[code]
+    elif getattr(error, "option", None) and type(error).__name__ == "EngineOutdated":
+        summary = OUTDATED % error.option.replace("_", " ")
     elif error is not None and type(error).__name__ in BY_KIND:
         kind = type(error).__name__
         summary = BY_CODE["weights"] if kind == "EngineUnavailable" and "weights" in message.lower() else BY_KIND[kind]

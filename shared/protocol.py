@@ -84,6 +84,8 @@ EXTRA_OPTIONS = (
     job_options.Option("feather", "int", 4, "soft edge inside the selection, in pixels", 0, 256),
 )
 EXTRA_OPTIONS_BY_NAME = {option.name: option for option in EXTRA_OPTIONS}
+# Every option submit.options takes; the engine's welcome lists their names (`options`).
+ALL_OPTIONS_BY_NAME = dict(job_options.OPTIONS_BY_NAME, **EXTRA_OPTIONS_BY_NAME)
 
 DEFAULT_LIMITS = {
     "max_pixels": 4096 * 4096 * 2,          # per image (layer, mask or style)

@@ -9,9 +9,9 @@ import os
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import options as job_options
-from .protocol import (DTYPES, EXTRA_OPTIONS, EXTRA_OPTIONS_BY_NAME, E_BAD_INPUT, E_FRAME, E_INVALID, E_MISSING,
-                       E_TOO_LARGE, F32_SCALES, NORMAL, PRIORITIES, Pixels, ProtocolError, StyleRef, TRANSFERS,
-                       _kind)
+from .protocol import (ALL_OPTIONS_BY_NAME, DTYPES, EXTRA_OPTIONS, EXTRA_OPTIONS_BY_NAME, E_BAD_INPUT, E_FRAME,
+                       E_INVALID, E_MISSING, E_TOO_LARGE, F32_SCALES, NORMAL, PRIORITIES, Pixels, ProtocolError,
+                       StyleRef, TRANSFERS, _kind)
 
 
 def _field(parent: str, name: str) -> str:
@@ -155,9 +155,9 @@ def validate_job_options(values: Any, limits: Dict[str, Any]) -> Dict[str, Any]:
     core = {}
     extra = {option.name: option.default for option in EXTRA_OPTIONS}
     for key, value in values.items():
-        if not isinstance(key, str) or (key not in job_options.OPTIONS_BY_NAME and key not in EXTRA_OPTIONS_BY_NAME):
-            known = sorted(list(job_options.OPTIONS_BY_NAME) + list(EXTRA_OPTIONS_BY_NAME))
-            raise ProtocolError(E_INVALID, "unknown option %r (known: %s)" % (str(key)[:40], ", ".join(known)),
+        if not isinstance(key, str) or key not in ALL_OPTIONS_BY_NAME:
+            known = ", ".join(sorted(ALL_OPTIONS_BY_NAME))
+            raise ProtocolError(E_INVALID, "unknown option %r (known: %s)" % (str(key)[:40], known),
                                 "options.%s" % str(key)[:40])
         if key in EXTRA_OPTIONS_BY_NAME:
             core_or_extra = extra

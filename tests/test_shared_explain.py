@@ -1,6 +1,6 @@
 """shared/explain.py: what the artist reads for a failure, and what "Details" keeps."""
 
-from shared.client_errors import EngineLost, EngineUnavailable, JobFailed
+from shared.client_errors import EngineLost, EngineOutdated, EngineUnavailable, JobFailed
 from shared.explain import explain
 
 LONG_WEIGHTS = ("the VGG-19 weights file /home/a/.local/share/neural-style/weights/vgg19.h5 cannot be used: "
@@ -27,3 +27,12 @@ def test_known_failures():
                                                             "layer conv5_1", log_path="").summary
     assert "memory" in explain(code="out_of_memory", message="x", log_path="").summary
     assert explain(RuntimeError("boom"), log_path="").summary == "The style could not be applied: see Details."
+
+
+def test_an_engine_older_than_the_plugin_names_the_setting_and_the_restart():
+    told = explain(EngineOutdated("the engine running on ipc:///r/engine.sock (pid 7) is older than this plugin: it "
+                                  "does not know the option 'temporal_weight', set to 50.0; restart it: ...",
+                                  "temporal_weight"), log_path="")
+    assert told.summary == ("The style engine running now is older than this plugin and does not know the setting "
+                            "\"temporal weight\": restart the engine (see Details), or set it back to its default.")
+    assert "python3" not in told.summary and "'temporal_weight'" in told.details

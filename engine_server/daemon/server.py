@@ -266,7 +266,8 @@ class EngineServer:
         limits["max_frame_bytes"] = p.max_frame_bytes(self.limits)
         self._send(identity, p.message(p.WELCOME, req=req, engine_version=__version__,
                                        protocol_version=p.PROTOCOL_VERSION, device=self.device,
-                                       limits=limits, capabilities=self.capabilities(), pid=os.getpid()))
+                                       limits=limits, capabilities=self.capabilities(), pid=os.getpid(),
+                                       options=sorted(p.ALL_OPTIONS_BY_NAME)))
 
     def _on_heartbeat(self, identity, header, frames, req) -> None:
         pass

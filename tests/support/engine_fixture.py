@@ -62,14 +62,14 @@ def short_temp_dir(prefix="nse-", parent=None):
     return tempfile.mkdtemp(prefix=prefix, dir=parent or ("/tmp" if os.path.isdir("/tmp") else None))
 
 
-def engine_env(home, extra_env=None):
+def engine_env(home, extra_env=None, repo=REPO):
     env = dict(os.environ)
     env.update({
         "XDG_STATE_HOME": os.path.join(home, "state"),
         "XDG_DATA_HOME": os.path.join(home, "data"),
         "XDG_CONFIG_HOME": os.path.join(home, "config"),
         "XDG_RUNTIME_DIR": os.path.join(home, "run"),
-        "PYTHONPATH": REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+        "PYTHONPATH": repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2"),
     })
@@ -112,15 +112,16 @@ def _read(path):
 
 
 @contextlib.contextmanager
-def running_engine(endpoint, weights, extra_env=None, extra_args=(), home=None, wait=True):
-    """Start `python -m engine_server run` on `endpoint`; yield an EngineProcess; always kill it."""
+def running_engine(endpoint, weights, extra_env=None, extra_args=(), home=None, wait=True, repo=REPO):
+    """Start `python -m engine_server run` on `endpoint` (the sources in `repo`: another folder runs an
+    older engine); yield an EngineProcess; always kill it."""
     own_home = home is None
     home = home or short_temp_dir()
     log_path = os.path.join(home, "engine-stdio.log")
     command = [sys.executable, "-m", "engine_server", "run", "--endpoint", endpoint, "--weights", weights]
     command += list(extra_args)
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=engine_env(home, extra_env), stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(command, cwd=repo, env=engine_env(home, extra_env, repo), stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     engine = EngineProcess(endpoint, process, home, log_path)
     try:
