@@ -139,14 +139,14 @@ class Client(LibraryCalls):
     def submit(self, image: p.Pixels, styles: Sequence[p.StyleRef], options: Optional[Dict[str, Any]] = None,
                mask: Optional[p.Pixels] = None, priority: str = "normal", previous_frame: Any = None) -> Job:
         """Send a job; returns once the engine accepted it (JobFailed if it refused, EngineOutdated if an
-        older engine lacks a non-default option). A "preview" job runs first, replacing this client's last
-        preview. previous_frame: None, or (previous content, previous result) Pixels (docs/protocol.md)."""
+        older engine lacks a non-default option or frames). A "preview" job runs first, replacing this client's
+        last preview. previous_frame: None, or (previous content, previous result) Pixels (docs/protocol.md)."""
         if priority not in p.PRIORITIES:
             raise ValueError("priority must be one of %s, got %r" % (", ".join(p.PRIORITIES), priority))
         with self._lock:
             job = Job(self)
-            header = self._engine_options.submit(self, options, lambda sent: self._send_request(p.build_submit(
-                image, styles, sent, mask, priority=priority, previous_frame=previous_frame), job)[0])
+            header = self._engine_options.submit(self, options, previous_frame is not None, lambda sent: self._send_request(
+                p.build_submit(image, styles, sent, mask, priority=priority, previous_frame=previous_frame), job)[0])
             job.queue_position = header.get("queue_position")
             return job
 

@@ -37,7 +37,8 @@ class JobFailed(ClientError):
 
 class EngineOutdated(ClientError):
     """The engine running now is older than this client: it does not know `.option`, which is set to
-    something other than its default (docs/protocol.md, "Options an engine does not know")."""
+    something other than its default, or ("previous_frame") frames of an animation (docs/protocol.md,
+    "Options an engine does not know")."""
 
     def __init__(self, message: str, option: str):
         super().__init__(message)

@@ -32,14 +32,17 @@ class EngineOptions:
         self._welcome: Optional[Dict[str, Any]] = None
         self._unknown: Set[str] = set()     # refused by this engine, which sends no list
 
-    def submit(self, client: Any, options: Optional[Dict[str, Any]],
+    def submit(self, client: Any, options: Optional[Dict[str, Any]], frames: bool,
                send: Callable[[Dict[str, Any]], Dict[str, Any]]) -> Dict[str, Any]:
-        """send(the options this engine takes) -> its answer; EngineOutdated for a non-default option
-        it does not know."""
+        """send(the options this engine takes) -> its answer; EngineOutdated for a non-default option it
+        does not know, or for a frame k > 0 (`frames`) to an engine without the capability."""
         options = dict(options or {})
         dropped: Set[str] = set()
         while True:
-            sent = self._fit(client, client.connect(), options)
+            welcome = client.connect()
+            if frames and "frames" not in (welcome.get("capabilities") or ()):
+                raise _outdated(client, "previous_frame", None)
+            sent = self._fit(client, welcome, options)
             try:
                 return send(sent)
             except JobFailed as refused:
@@ -82,12 +85,15 @@ def _unknown_option(refused: JobFailed, sent: Dict[str, Any]) -> Optional[str]:
 
 
 def _outdated(client: Any, name: str, value: Any) -> EngineOutdated:
+    """name: an option, or "previous_frame" for frames of an animation (capability `frames`)."""
     welcome = client.welcome or {}
     idle = getattr(client, "idle_timeout", 0)
     by_itself = " (one a plugin started also stops by itself after %g minutes without work)" % (idle / 60) \
         if idle else ""
-    return EngineOutdated(
-        "the engine running on %s (pid %s) is older than this plugin: it does not know the option '%s', set "
-        "to %r; restart it: python3 -m engine_server stop, and the next job starts the installed engine%s; "
-        "or leave '%s' at its default, %r" % (client.endpoint, welcome.get("pid"), name, value, by_itself, name,
-                                             p.ALL_OPTIONS_BY_NAME[name].default), name)
+    lacks = "cannot stylize frames of an animation (capability 'frames')" if name == "previous_frame" else \
+        "does not know the option '%s', set to %r" % (name, value)
+    keep = "" if name == "previous_frame" else \
+        "; or leave '%s' at its default, %r" % (name, p.ALL_OPTIONS_BY_NAME[name].default)
+    return EngineOutdated("the engine running on %s (pid %s) is older than this plugin: it %s; restart it: python3 "
+                          "-m engine_server stop, and the next job starts the installed engine%s%s"
+                          % (client.endpoint, welcome.get("pid"), lacks, by_itself, keep), name)

@@ -39,6 +39,8 @@ BY_KIND = {
 # EngineOutdated: the plugin was upgraded while an engine from before it still runs
 OUTDATED = ("The style engine running now is older than this plugin and does not know the setting \"%s\": "
             "restart the engine (see Details), or set it back to its default.")
+OUTDATED_FRAMES = ("The style engine running now is older than this plugin and cannot stylize frames of an "
+                   "animation: restart the engine (see Details).")
 TOO_SMALL = re.compile(r"too small for the network layer")
 FIELD_PREFIX = re.compile(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+)*: ")
 
@@ -61,7 +63,7 @@ def explain(error: Optional[BaseException] = None, code: Optional[str] = None, m
     elif code in BY_CODE:
         summary = BY_CODE[code]
     elif getattr(error, "option", None) and type(error).__name__ == "EngineOutdated":
-        summary = OUTDATED % error.option.replace("_", " ")
+        summary = OUTDATED_FRAMES if error.option == "previous_frame" else OUTDATED % error.option.replace("_", " ")
     elif error is not None and type(error).__name__ in BY_KIND:
         kind = type(error).__name__
         summary = BY_CODE["weights"] if kind == "EngineUnavailable" and "weights" in message.lower() else BY_KIND[kind]

@@ -134,6 +134,16 @@ def test_old_engine_and_a_non_default_new_option_get_a_clear_error(old_engine):
             client.submit(image, styles, every_option(temporal_weight=0.0))
         assert sent == []
         run(client, every_option())
+        # frame k > 0 of an animation: this engine would find previous_frame's data frames unreferenced
+        assert "frames" not in client.welcome["capabilities"]
+        del sent[:]
+        with pytest.raises(EngineOutdated) as raised:
+            client.submit(image, styles, every_option(), previous_frame=(image, image))
+        assert raised.value.option == "previous_frame" and "cannot stylize frames" in str(raised.value)
+        assert explain(error=raised.value).summary == ("The style engine running now is older than this plugin and "
+                                                       "cannot stylize frames of an animation: restart the engine "
+                                                       "(see Details).")
+        assert sent == []
         # an option no version knows is the engine's own refusal, as before
         with pytest.raises(JobFailed) as refused:
             client.submit(image, styles, every_option(bogus=1))
@@ -171,6 +181,10 @@ def test_batch_through_an_old_engine(old_engine, tmp_path, monkeypatch, capsys):
     code, written, _, err = batch_floats(common + ["--frames", "--temporal-weight", "50"], monkeypatch, capsys)
     assert code == 2 and written == {}, err
     assert "older than this plugin" in err and "'temporal_weight'" in err and err.count("\n") == 1, err
+    code, written, _, err = batch_floats(common + ["--frames"], monkeypatch, capsys)
+    assert code == 2 and sorted(written) == ["f1.png"], err       # the first frame needs no previous one
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: the engine running on") and "frames of an animation" in last, err
 
 
 class StandInEngine:
