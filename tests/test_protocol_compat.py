@@ -27,9 +27,10 @@ TIMEOUT_S = 300.0
 
 
 def old_sources(folder):
-    """The engine's sources at OLD_ENGINE_COMMIT, extracted into `folder` (skips where there is no history)."""
+    """The engine's sources at OLD_ENGINE_COMMIT, extracted into `folder` (skips where there is no history).
+    safe.directory: CI runs as root on a clone another user may own, which git refuses by default."""
     try:
-        archive = subprocess.run(["git", "-C", REPO, "archive", OLD_ENGINE_COMMIT, "engine_server", "shared"],
+        archive = subprocess.run(["git", "-c", "safe.directory=*", "-C", REPO, "archive", OLD_ENGINE_COMMIT, "engine_server", "shared"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as error:
         skip_or_fail("git could not extract the old engine: %s" % error)
