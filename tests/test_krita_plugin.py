@@ -463,6 +463,20 @@ def test_a_damaged_weights_file_fails_the_auto_start_clearly(krita):
     assert not record["busy_after"] and record["max_ui_gap_s"] < UI_STALL_S
 
 
+def test_a_long_failure_keeps_to_its_lines_and_does_not_squash_the_controls(krita):
+    """Issue 15.6 on the real path (test_a_long_message_… sets the text by hand): the damaged
+    weights' failure, hundreds of characters in full, as the docker shows it after the Apply."""
+    record = case(krita, "engine_faults")["bad_weights"]
+    before, after = record["room_before"], record["room_after"]
+    print("shown: %d characters in %s px (line %s px); full text %d characters; controls %s -> %s px" % (
+        len(record["status_text"]), after.get("message_height"), after.get("line_height"),
+        len(record["details_text"] or record["status_text"]), before["sizes"], after["sizes"]))
+    assert after["message_labels"] == 1, after
+    assert after["message_height"] <= 3 * after["line_height"] + 4, (after, record["status_text"])
+    assert after["sizes"] == before["sizes"], (before, after)
+    assert all(size >= minimum for size, minimum in zip(after["sizes"], after["minimum_sizes"])), after
+
+
 def test_an_engine_killed_mid_job_is_reported_and_keeps_the_preview_as_incomplete(krita):
     record = case(krita, "engine_faults")["killed"]
     assert record["ok"] and record.get("killed"), record
@@ -517,6 +531,8 @@ def test_browsing_the_library_starts_the_engine_on_demand(krita):
     assert record["before_engine_pid"] is None, record
     assert record["state_after"][0] == "connected", record
     assert record["engine_pid"] and record["shutdown_error"] is None, record
+    argv = record["engine_argv"] or []   # an engine started on demand exits by itself when idle (10 min)
+    assert "--idle-timeout" in argv and argv[argv.index("--idle-timeout") + 1] == "600", argv
 
 
 @pytest.mark.parametrize("how", ["killed", "stopped"])
@@ -524,6 +540,7 @@ def test_a_crashed_or_stopped_engine_is_noticed_and_the_first_apply_after_it_suc
     record = case(krita, "engine_lifecycle")
     assert record["connected"][0] == "connected", record["connected"]
     after = record[how]
+    assert after["state_before"][0] == "connected" and after["pid"], after   # a running engine, then
     assert after["noticed"] and after["noticed_s"] < 5.0, "noticed after %.1f s" % after["noticed_s"]
     assert after["state_text"].startswith("Engine: not running"), after["state_text"]
     assert after["ok"] and after["finished_in_time"], after

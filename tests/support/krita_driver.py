@@ -16,7 +16,7 @@ import time
 import traceback
 
 from PyQt5.QtCore import QCoreApplication, QEventLoop, QTimer
-from PyQt5.QtWidgets import QMenu, QPushButton
+from PyQt5.QtWidgets import QLabel, QMenu, QPushButton
 
 from krita import Extension, Krita, Selection
 
@@ -443,6 +443,23 @@ def docker_texts():
             "details_text": docker.status.details, "details_shown": docker.status.details_button.isVisibleTo(docker)}
 
 
+def docker_room(message=None):
+    """The shown docker's main controls (heights, minimum heights) and the label that shows
+    `message` (its height and line spacing): a long failure must not squash them (issue 15.6)."""
+    from neural_style.extension import show_docker
+    docker = show_docker()
+    wait_for(lambda: False, 0.3)
+    controls = (docker.strength, docker.detail, docker.apply_button)
+    out = {"sizes": [w.height() for w in controls],
+           "minimum_sizes": [w.minimumSizeHint().height() for w in controls]}
+    if message:
+        labels = [label for label in docker.findChildren(QLabel) if label.text() == message]
+        out["message_labels"] = len(labels)
+        out["message_height"] = labels[0].height() if labels else None
+        out["line_height"] = labels[0].fontMetrics().lineSpacing() if labels else None
+    return out
+
+
 def engine_pid(endpoint):
     """The pid of the engine answering on `endpoint` (from its status report), or None."""
     from neural_style.shared.client import Client, ClientError
@@ -513,7 +530,10 @@ def case_engine_faults(case, ctl):
 
     ctl.configure(endpoint=endpoint, autostart=True, engine_command=case["bad_weights_command"],
                   start_timeout=case["start_timeout"])
+    room_before = docker_room()
     out["bad_weights"] = failed_apply(ctl, doc, [layer], style, case, timeout=240)
+    out["bad_weights"].update(room_before=room_before,
+                              room_after=docker_room(out["bad_weights"]["status_text"]))
 
     ctl.configure(endpoint=endpoint, autostart=True, engine_command=case["engine_command"],
                   start_timeout=case["start_timeout"])
@@ -641,6 +661,15 @@ def at_start_report(ctl):
     return out
 
 
+def engine_argv(pid):
+    """The command line of the engine process `pid` (this machine), or None."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return [part.decode() for part in f.read().split(b"\0") if part]
+    except (OSError, TypeError):
+        return None
+
+
 def started_engine(ctl, timeout=240):
     wait_for(lambda: ctl.state[0] in ("connected", "not running"), timeout)
     return list(ctl.state)
@@ -650,7 +679,7 @@ def case_engine_on_demand(case, ctl):
     """With the installer's engine.json and nothing else configured, browsing the library (Refresh)
     starts the engine: a real request, unlike Krita starting or the docker opening."""
     from neural_style.extension import show_docker
-    from neural_style.shared import paths
+    from neural_style.shared import endpoints, paths
     with open(paths.engine_config_path(), "w", encoding="utf-8") as f:
         json.dump({"command": case["engine_command"]}, f)
     try:
@@ -664,6 +693,7 @@ def case_engine_on_demand(case, ctl):
         refresh[0].click()
         out["state_after"] = started_engine(ctl, case["start_timeout"])
         out["state_text"] = docker.state_label.text()
+        out["engine_argv"] = engine_argv(engine_pid(endpoints.default_endpoint()))
         out.update(default_endpoint_report())
     finally:
         os.remove(paths.engine_config_path())
@@ -686,9 +716,12 @@ def case_engine_lifecycle(case, ctl):
     ctl.connect_engine()
     out["connected"] = started_engine(ctl, case["start_timeout"])
     for how in ("killed", "stopped"):
+        if ctl.state[0] != "connected":   # each sub-case starts from a connected docker and a running engine
+            ctl.connect_engine()
+            wait_for(lambda: ctl.state[0] == "connected", case["start_timeout"])
         pid = engine_pid(endpoint)
         out["pids"].append(pid)
-        record = {"pid": pid}
+        record = {"pid": pid, "state_before": list(ctl.state)}
         t0 = time.monotonic()
         if how == "killed":
             os.kill(pid, 9)
