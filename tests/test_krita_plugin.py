@@ -138,7 +138,7 @@ def plugin_cases(ctx):
 
     # check_at_start: with the installer's engine.json in the profile, Krita starting and the docker
     # opening must not start an engine (the driver looks before its first case).
-    return {"cases": cases, "scenario": {"quit_mid_job": LONG, "check_at_start": True,
+    return {"cases": cases, "scenario": {"quit_mid_job": dict(LONG, size=[1024, 768]), "check_at_start": True,
                                          "engine_config": {"command": engine_command}}, "after": after,
             "cleanup": kill_autostarted_engine,
             "details": {"dead_endpoint": dead_endpoint, "damaged_style": damaged_style,
@@ -318,6 +318,10 @@ def test_quitting_krita_mid_job_cancels_it_and_stops_the_worker(krita):
     assert record and record["ok"] and record["got_preview"] and record["busy"], record
     assert details["exit_code"] == 0, krita_session.log_tail(details)
     assert "engine worker stopped" in details["plugin_log"], details["plugin_log"]
+    # Painting stops at the window's Close event, before Krita tears its canvas down (painting on
+    # into that teardown crashed Krita: docs/reliability.md, "Krita's quit").
+    closing = "the document of the running job: its window is closing"
+    assert closing in details["plugin_log"], details["plugin_log"]
     status = details["engine_after_quit"]
     print("engine idle %.2f s after Krita quit mid-job" % status.get("idle_after_s", -1))
     assert "error" not in status and status.get("running") is None and status["queued"] == 0, status

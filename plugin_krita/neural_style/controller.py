@@ -13,6 +13,7 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
 from krita import Krita
 
+from .closing import CloseWatcher, window_shows
 from .history import History
 from .layers import (MASK_TYPES, ApplyError, StyleChoice, is_open, layer_region, node_rect,  # noqa: F401 (API)
                      read_layer)
@@ -83,6 +84,8 @@ class Controller(QObject):
         notifier.imageClosed.connect(self._check_document_open)
         notifier.viewClosed.connect(self._check_document_open)
         notifier.applicationClosing.connect(self.shutdown)
+        self.close_watcher = CloseWatcher(self)   # the extension has it watch each main window
+        self.close_watcher.closing.connect(self._window_closing)
 
     # ---- configuration and engine state -------------------------------------------------
     def configure(self, endpoint=None, autostart=True, engine_command=None, start_timeout=30.0):
@@ -223,14 +226,24 @@ class Controller(QObject):
             self.progress.emit(-1.0, "Cancelling…")
         self._worker.cancel()
 
+    def _window_closing(self, qwindow):
+        """A window (maybe Krita) is closing: nothing more is painted into the job's document if it
+        shows it, and the job is cancelled (see closing.py)."""
+        if not self._closing and self._jobs and window_shows(qwindow, self._document):
+            self._abandon_document("its window is closing")
+
     def _check_document_open(self, *args):
         if self._closing:
             return
         if self._jobs and not is_open(self._document):
-            log.info("the document of the running job was closed: cancelling")
-            self._document = None
-            self._painter.clear()
-            self._worker.cancel()
+            self._abandon_document("it was closed")
+
+    def _abandon_document(self, why):
+        log.info("the document of the running job: %s; cancelling, nothing more is painted", why)
+        self._document = None
+        self._painter.clear()
+        self._refresh_timer.stop()
+        self._worker.cancel()
 
     def _on_task_event(self, index, key, kind, header, data):
         with timed("a %s event" % kind):

@@ -42,6 +42,7 @@ class NeuralStyleExtension(Extension):
         controller()   # the worker thread starts now, not in the middle of the first Apply
 
     def createActions(self, window):
+        controller().close_watcher.watch(window.qwindow())   # its Close event stops a job's painting first
         action = window.createAction(ACTION_ID, "Neural Style…", "filter")
         action.setToolTip("Show the Neural Style docker")
         action.triggered.connect(show_docker)

@@ -1027,14 +1027,18 @@ def run_all():
 
 
 def quit_mid_job(ctl, case):
-    """Leave a job running and quit Krita: the plugin must cancel it (pytest then asks the engine)."""
+    """Leave a job running and quit Krita: the plugin must cancel it (pytest then asks the engine).
+    Krita quits right after a preview was painted, on a large layer, while the canvas is updating."""
     from neural_style.controller import StyleChoice
-    doc, (background, layer) = make_document("ns_quit", "U8", 64, 64, ["Paint"])
+    width, height = case.get("size", (64, 64))
+    doc, (background, layer) = make_document("ns_quit", "U8", width, height, ["Paint"])
     watcher = JobWatcher(ctl, doc)
     ok = ctl.apply(doc, [layer], StyleChoice.file(SCENARIO["style_image"], name="Starry"), settings_for(case))
-    got_preview = wait_for(lambda: watcher.paints or watcher.outcome, 120)
+    got_preview = wait_for(lambda: len(watcher.paints) >= 2 or watcher.outcome, 120)
+    painted = len(watcher.paints)
+    wait_for(lambda: len(watcher.paints) > painted or watcher.outcome, 30)
     RESULTS["quit_mid_job"] = {"ok": ok, "got_preview": bool(got_preview), "busy": ctl.is_busy(),
-                               "outcome": watcher.outcome}
+                               "outcome": watcher.outcome, "paints": len(watcher.paints)}
     watcher.close()
     doc.setModified(False)
 
