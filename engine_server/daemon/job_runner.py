@@ -4,15 +4,19 @@ import logging
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+import numpy as np
+
 from shared import protocol as p
+from shared.options import validate_options
 
 from . import pixels
 from .library_handlers import require_library
-from ..core.errors import InputError
+from ..core.errors import Cancelled, InputError
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.25      # progress headers (without a preview) at most this often
+WARM_UP_SIZE = (120, 160)       # a preview's working size (a 4:3 layer at max_size 160)
 
 
 class StylizeRunner:
@@ -55,6 +59,26 @@ class StylizeRunner:
                     raise
                 inputs.append(StyleInput(image, style.weight, key=style.style_id))
         return inputs
+
+    def warm_up(self, should_stop: Callable[[], bool]) -> None:
+        """One iteration of a preview-sized job with the default options, before the first job: it
+        traces the passes and lets TensorFlow set up its kernels, which a fresh engine's first preview
+        would otherwise wait for. Stops at the next pass once `should_stop()` (a job is waiting)."""
+        from ..core.stylize import StyleInput
+        from ..core.tiling import cancel_check
+        height, width = WARM_UP_SIZE
+        rng = np.random.default_rng(16)
+        content = np.add.outer(np.linspace(0, 200, height), np.linspace(0, 50, width))[..., None] + [0, 30, 60]
+        style = rng.uniform(0.0, 255.0, (128, 128, 3))
+        started = time.monotonic()
+        try:
+            with cancel_check(should_stop):
+                self.stylize(self.model, content.astype(np.float32), [StyleInput(style.astype(np.float32))],
+                             validate_options({"iterations": 1, "max_size": width}), should_cancel=should_stop)
+        except Cancelled:
+            log.info("warm-up gave way to a job after %.2f s", time.monotonic() - started)
+            return
+        log.info("warm-up done in %.2f s", time.monotonic() - started)
 
     def __call__(self, job: Any, emit: Callable) -> None:
         request = job.request

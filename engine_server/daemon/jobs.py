@@ -129,6 +129,11 @@ class JobQueue:
         with self._cond:
             return self.running is None and not self._previews and not self._waiting
 
+    def wanted(self) -> bool:
+        """True once a job waits or the queue is stopped: what the warm-up gives way to."""
+        with self._cond:
+            return bool(self._previews or self._waiting or self._stopped)
+
     def cancel(self, job: Job, reason: str = p.CANCELLED) -> str:
         """'queued' (removed: the caller reports it), 'running' (the worker reports it) or 'done'."""
         with self._cond:
@@ -171,7 +176,10 @@ class JobQueue:
 
 
 class Worker(threading.Thread):
-    """Takes jobs in order and runs them; turns every outcome into exactly one final message."""
+    """Takes jobs in order and runs them; turns every outcome into exactly one final message.
+
+    Before the first job it runs `run_job.warm_up(should_stop)` when there is one (a short job of
+    its own, so the first preview does not pay for tracing), which gives way to the first job."""
 
     def __init__(self, queue: JobQueue, run_job: Callable, emit: Callable, log_path: str = ""):
         super().__init__(name="neural-style-worker", daemon=True)
@@ -179,6 +187,7 @@ class Worker(threading.Thread):
         self.run_job = run_job
         self._send = emit
         self.log_path = log_path
+        self.warm_up = getattr(run_job, "warm_up", None)
 
     def emit(self, job: Job, header: Dict[str, Any], frames: Any = ()) -> None:
         """Send a job's message; a final one only after the job is finished in the queue, so a client
@@ -188,6 +197,11 @@ class Worker(threading.Thread):
         self._send(job, header, frames)
 
     def run(self) -> None:
+        if self.warm_up is not None:
+            try:
+                self.warm_up(self.queue.wanted)
+            except Exception:     # only ever costs the first job its speed
+                log.exception("the warm-up failed")
         while True:
             job = self.queue.take()
             if job is None:
