@@ -95,3 +95,15 @@ def test_the_worker_warms_up_first_and_a_queued_job_stops_the_warm_up():
         queue.stop()
         worker.join(HANG_S)
     assert not worker.is_alive()
+    # A job that comes before the warm-up began (WARM_UP_AFTER_S) traces for itself: no warm-up.
+    queue, steps, ran = JobQueue(max_queue=3), [], []
+    job_started.clear()
+    queue.put(Job(2, b"artist", None))
+    worker = Worker(queue, Runner(), lambda job, header, frames: None)
+    worker.start()
+    try:
+        assert job_started.wait(30.0)
+        assert ran == [(2, 0)]
+    finally:
+        queue.stop()
+        worker.join(HANG_S)

@@ -21,6 +21,9 @@ from ..core.errors import Cancelled, EngineError
 log = logging.getLogger(__name__)
 
 
+WARM_UP_AFTER_S = 1.0      # the warm-up starts when no job came in the engine's first second
+
+
 class QueueFull(Exception):
     pass
 
@@ -129,10 +132,11 @@ class JobQueue:
         with self._cond:
             return self.running is None and not self._previews and not self._waiting
 
-    def wanted(self) -> bool:
-        """True once a job waits or the queue is stopped: what the warm-up gives way to."""
+    def wanted(self, timeout: float = 0.0) -> bool:
+        """True once a job waits or the queue is stopped (waiting up to `timeout` s for it): what the
+        warm-up gives way to."""
         with self._cond:
-            return bool(self._previews or self._waiting or self._stopped)
+            return bool(self._cond.wait_for(lambda: self._previews or self._waiting or self._stopped, timeout))
 
     def cancel(self, job: Job, reason: str = p.CANCELLED) -> str:
         """'queued' (removed: the caller reports it), 'running' (the worker reports it) or 'done'."""
@@ -179,7 +183,8 @@ class Worker(threading.Thread):
     """Takes jobs in order and runs them; turns every outcome into exactly one final message.
 
     Before the first job it runs `run_job.warm_up(should_stop)` when there is one (a short job of
-    its own, so the first preview does not pay for tracing), which gives way to the first job."""
+    its own, so the first preview does not pay for tracing), which gives way to the first job; not
+    when a job comes within WARM_UP_AFTER_S."""
 
     def __init__(self, queue: JobQueue, run_job: Callable, emit: Callable, log_path: str = ""):
         super().__init__(name="neural-style-worker", daemon=True)
@@ -197,7 +202,9 @@ class Worker(threading.Thread):
         self._send(job, header, frames)
 
     def run(self) -> None:
-        if self.warm_up is not None:
+        # The warm-up's tracing holds Python's lock: the first clients' hello and library calls are
+        # answered before it starts; a job that comes first traces for itself.
+        if self.warm_up is not None and not self.queue.wanted(WARM_UP_AFTER_S):
             try:
                 self.warm_up(self.queue.wanted)
             except Exception:     # only ever costs the first job its speed
