@@ -16,6 +16,7 @@ import traceback
 
 from PyQt5.QtCore import QObject, QThread, QTimer, pyqtSignal, pyqtSlot
 
+from .painter import PICTURE_INTERVAL_S
 from .payloads import display_picture, resolve_styles
 from .preview import pick_columns
 from .shared.client import ClientError, EngineLost, EngineUnavailable, ProtocolMismatch
@@ -35,6 +36,7 @@ _STOP_PREVIEW = object()
 class _Batch:
     def __init__(self, tasks, options):
         self.tasks, self.options, self.index, self.job = tasks, options, 0, None
+        self.picture_at = float("-inf")     # when the last progress picture was converted
 
 
 class EngineWorker(QObject):
@@ -274,9 +276,15 @@ class EngineWorker(QObject):
             if batch.job.done:
                 self._end_batch("cancelled", "Cancelled.", "")
             return
-        self._alive_at = time.monotonic()
+        now = self._alive_at = time.monotonic()
         task = batch.tasks[batch.index]
-        data = task.layer.from_pixels(event.pixels) if event.pixels is not None else None
+        data = None
+        # The painter shows a progress picture at most every PICTURE_INTERVAL_S: converting the ones
+        # between would only take Python's lock from Krita's UI thread.
+        progress = event.type == "progress"
+        if event.pixels is not None and not (progress and now - batch.picture_at < PICTURE_INTERVAL_S):
+            data = task.layer.from_pixels(event.pixels)
+            batch.picture_at = now if progress else float("-inf")
         header = dict(event.header or {})
         self.task_event.emit(batch.index, task.key, event.type, header, data)
         if event.type == "result":
