@@ -5,10 +5,10 @@
 2. the same while a 512 px full job runs in the engine (from another client): the preview pauses it
    and runs first; the ratio to (1), and the full job's progress after the previews (it goes on);
 3. the idle figures again, measured after (2), so a change of the machine's load shows;
-4. with --fresh N, N rounds of fresh engines (each case its own engine): the time to the welcome;
-   the longest status and list_styles round trips during the engine's first seconds (its warm-up);
-   the first preview submitted at the welcome (during the warm-up), after the warm-up is done, and
-   with options the warm-up does not cover (avg pooling: its own trace).
+4. with --fresh N, N rounds of fresh engines (each case its own engine): the first preview
+   of a client that connects at the welcome (no warm-up then), 1.5 s after it (the warm-up has
+   begun and gives way), after the warm-up is done, and 1.5 s after with options the warm-up does
+   not cover (avg pooling: its own trace); a client's hello and round trips during the warm-up.
 
     python benchmarks/bench_preview.py [--weights VGG19.h5] [--rounds 5] [--fresh 0]
 
@@ -93,51 +93,53 @@ def warmed_up(engine, timeout=120.0):
     return None
 
 
+DURING_WARM_UP_S = 1.5     # after the welcome: the warm-up (1 s after the last client left) is tracing
+
+
 def fresh_round(weights, content, style):
     """One round of the fresh-engine cases (see the module doc); -> printed lines."""
     from tests.support.engine_fixture import running_engine, short_temp_dir
     lines = []
-    for case in ("at welcome", "after warm-up", "avg pooling at welcome"):
+    cases = (("at the welcome", 0.0, {}), ("%.1f s after the welcome" % DURING_WARM_UP_S, DURING_WARM_UP_S, {}),
+             ("after the warm-up", None, {}), ("avg pooling %.1f s after the welcome" % DURING_WARM_UP_S,
+                                               DURING_WARM_UP_S, {"pooling": "avg"}))
+    for name, delay, options in cases:
         home = short_temp_dir()
         endpoint = "ipc://" + os.path.join(home, "engine.sock")
         started = time.monotonic()
         with running_engine(endpoint, weights, home=home) as engine:
             welcome = time.monotonic() - started
+            waited = warmed_up(engine) if delay is None else time.sleep(delay)
+            connecting = time.monotonic()
             with Client(endpoint, autostart=False) as artist:
-                if case == "after warm-up":
-                    waited = warmed_up(engine)
-                    first, total = preview_round(artist, content, style)
-                    lines.append("fresh engine, preview after the warm-up (logged done %s s after the welcome): "
-                                 "first picture %.2f s, result %.2f s"
-                                 % ("%.2f" % waited if waited is not None else "never", first, total))
-                    continue
-                options = {"pooling": "avg"} if "avg" in case else {}
+                connected = time.monotonic() - connecting
                 first, total = preview_round(artist, content, style, options)
-                lines.append("fresh engine, %s preview at the welcome (welcome after %.2f s): first picture %.2f s, "
-                             "result %.2f s" % ("an avg-pooling" if options else "a", welcome, first, total))
-        if case == "at welcome":
+            if delay is None:
+                name += " (logged %s)" % ("%.2f s after the welcome" % waited if waited is not None else "never")
+        lines.append("fresh engine (welcome after %.1f s), preview %s: connect %.3f s, first picture %.2f s, "
+                     "result %.2f s" % (welcome, name, connected, first, total))
+        if delay == 0.0:
             lines.append(loop_during_warm_up(weights))
     return lines
 
 
-def loop_during_warm_up(weights, limit=10.0):
-    """A fresh engine left to warm up: its longest status and list_styles round trips in its first
-    second (before the warm-up) and then until the warm-up is done (at most `limit` s)."""
+def loop_during_warm_up(weights, seconds=3.0):
+    """A fresh engine left alone for DURING_WARM_UP_S (its warm-up has begun), then a client: how long
+    its hello took, and the longest status and list_styles round trips in the next `seconds`."""
     from tests.support.engine_fixture import running_engine, short_temp_dir
     home = short_temp_dir()
     endpoint = "ipc://" + os.path.join(home, "engine.sock")
     with running_engine(endpoint, weights, home=home) as engine:
+        time.sleep(DURING_WARM_UP_S)
+        connecting = time.monotonic()
         with Client(endpoint, autostart=False) as client:
-            first = round_trips(client, 1.0)
-            started, during = time.monotonic(), {"status": 0.0, "list_styles": 0.0}
-            while not warm_up_done(engine) and time.monotonic() - started < limit:
-                for name, seconds in round_trips(client, 0.2).items():
-                    during[name] = max(during[name], seconds)
-            waited = time.monotonic() - started
-    return ("fresh engine left alone: longest round trip in its first second: status %.3f s, list_styles %.3f s; "
-            "then until the warm-up was done (%s): status %.3f s, list_styles %.3f s"
-            % (first["status"], first["list_styles"], "%.1f s later" % waited if waited < limit else "not seen",
-               during["status"], during["list_styles"]))
+            connected = time.monotonic() - connecting
+            longest = round_trips(client, seconds)
+        with open(os.path.join(engine.home, "state", "neural-style", "engine.log"), encoding="utf-8") as log:
+            ended = [line.split(": ", 1)[-1].strip() for line in log if "warm-up" in line]
+    return ("fresh engine, a client %.1f s after the welcome: hello %.3f s, then for %.0f s the longest status "
+            "%.3f s, list_styles %.3f s (%s)" % (DURING_WARM_UP_S, connected, seconds, longest["status"],
+                                                 longest["list_styles"], "; ".join(ended) or "no warm-up"))
 
 
 def main():

@@ -1,12 +1,14 @@
 """A fresh engine warms up before its first job (issue 16.3): a preview-sized job of its own traces the
-passes, so the first preview traces nothing; the warm-up gives way to a job at its next pass. How much
-faster the first preview is lives in benchmarks/bench_preview.py, not here."""
+passes, so the first preview traces nothing; it runs while no job and no client is there, and gives
+way to either at its next pass. How much faster the first preview is lives in
+benchmarks/bench_preview.py, not here."""
 
 import threading
+import time
 
 from engine_server.core.model import VGG19Features
 from engine_server.daemon.job_runner import StylizeRunner
-from engine_server.daemon.jobs import Job, JobQueue, Worker
+from engine_server.daemon.jobs import WARM_UP_AFTER_S, Job, JobQueue, Worker
 from shared import protocol as p
 from shared.protocol import Pixels, StyleRef
 from shared.validation import validate_submit
@@ -95,6 +97,21 @@ def test_the_worker_warms_up_first_and_a_queued_job_stops_the_warm_up():
         queue.stop()
         worker.join(HANG_S)
     assert not worker.is_alive()
+    # While a client is connected there is no warm-up (its passes could keep the I/O loop from
+    # answering it for seconds on a busy machine); it starts once the engine had none for a while.
+    queue, steps, ran = JobQueue(max_queue=3), [], []
+    job_started.clear()
+    client = {"here": True}
+    worker = Worker(queue, Runner(), lambda job, header, frames: None, has_clients=lambda: client["here"])
+    worker.start()
+    try:
+        time.sleep(WARM_UP_AFTER_S + 0.5)
+        assert steps == []
+        client["here"] = False
+        assert job_started.wait(30.0) and ran == [(1, 3)]
+    finally:
+        queue.stop()
+        worker.join(HANG_S)
     # A job that comes before the warm-up began (WARM_UP_AFTER_S) traces for itself: no warm-up.
     queue, steps, ran = JobQueue(max_queue=3), [], []
     job_started.clear()

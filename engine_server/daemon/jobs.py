@@ -21,7 +21,7 @@ from ..core.errors import Cancelled, EngineError
 log = logging.getLogger(__name__)
 
 
-WARM_UP_AFTER_S = 1.0      # the warm-up starts when no job came in the engine's first second
+WARM_UP_AFTER_S = 1.0      # the warm-up starts after this long with no job and no client
 
 
 class QueueFull(Exception):
@@ -183,16 +183,18 @@ class Worker(threading.Thread):
     """Takes jobs in order and runs them; turns every outcome into exactly one final message.
 
     Before the first job it runs `run_job.warm_up(should_stop)` when there is one (a short job of
-    its own, so the first preview does not pay for tracing), which gives way to the first job; not
-    when a job comes within WARM_UP_AFTER_S."""
+    its own, so the first preview does not pay for tracing): once the engine has had no job and no
+    client (`has_clients()`) for WARM_UP_AFTER_S, and only until a job or a client comes."""
 
-    def __init__(self, queue: JobQueue, run_job: Callable, emit: Callable, log_path: str = ""):
+    def __init__(self, queue: JobQueue, run_job: Callable, emit: Callable, log_path: str = "",
+                 has_clients: Callable[[], bool] = lambda: False):
         super().__init__(name="neural-style-worker", daemon=True)
         self.queue = queue
         self.run_job = run_job
         self._send = emit
         self.log_path = log_path
         self.warm_up = getattr(run_job, "warm_up", None)
+        self.has_clients = has_clients
 
     def emit(self, job: Job, header: Dict[str, Any], frames: Any = ()) -> None:
         """Send a job's message; a final one only after the job is finished in the queue, so a client
@@ -202,11 +204,9 @@ class Worker(threading.Thread):
         self._send(job, header, frames)
 
     def run(self) -> None:
-        # The warm-up's tracing holds Python's lock: the first clients' hello and library calls are
-        # answered before it starts; a job that comes first traces for itself.
-        if self.warm_up is not None and not self.queue.wanted(WARM_UP_AFTER_S):
+        if self.warm_up is not None and self._quiet():
             try:
-                self.warm_up(self.queue.wanted)
+                self.warm_up(lambda: self.queue.wanted() or self.has_clients())
             except Exception:     # only ever costs the first job its speed
                 log.exception("the warm-up failed")
         while True:
@@ -214,6 +214,19 @@ class Worker(threading.Thread):
             if job is None:
                 return
             self._run_and_finish(job)
+
+    def _quiet(self) -> bool:
+        """Wait until the engine has had no job and no client for WARM_UP_AFTER_S (True), or until a
+        job comes or the engine stops (False: the job traces for itself). On a loaded machine the
+        warm-up's passes can keep the I/O loop from answering for seconds, and a client with no job
+        takes that for a stopped engine; so it runs only while nobody is connected."""
+        quiet_since = time.monotonic()
+        while not self.queue.wanted(0.1):
+            if self.has_clients():
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= WARM_UP_AFTER_S:
+                return True
+        return False
 
     def _run_and_finish(self, job: Job) -> None:
         if job.priority != p.PREVIEW:

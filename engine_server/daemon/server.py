@@ -58,7 +58,7 @@ class EngineServer:
             self._setup_curve(curve)
         self.outbox = Outbox(self.context)
         self.queue = JobQueue(int(self.limits["max_queue"]), int(self.limits["max_queued_bytes"]))
-        self.worker = Worker(self.queue, run_job, self._emit, log_path)
+        self.worker = Worker(self.queue, run_job, self._emit, log_path, lambda: bool(self.clients))
         self.library_handlers = LibraryHandlers(library, self.limits, self._reply)
         self.clients: Dict[bytes, float] = {}         # identity -> last time heard
         self.jobs: Dict[int, Job] = {}                # unfinished jobs by id
