@@ -63,7 +63,7 @@ class StylizeRunner:
     def warm_up(self, should_stop: Callable[[], bool]) -> None:
         """One iteration of a preview-sized job with the default options, before the first job: it
         traces the passes and lets TensorFlow set up its kernels, which a fresh engine's first preview
-        would otherwise wait for. Stops at the next pass once `should_stop()` (a job is waiting)."""
+        would otherwise wait for. Stops at the next pass once `should_stop()` (a job or a client came)."""
         from ..core.stylize import StyleInput
         from ..core.tiling import cancel_check
         height, width = WARM_UP_SIZE
@@ -76,7 +76,7 @@ class StylizeRunner:
                 self.stylize(self.model, content.astype(np.float32), [StyleInput(style.astype(np.float32))],
                              validate_options({"iterations": 1, "max_size": width}), should_cancel=should_stop)
         except Cancelled:
-            log.info("warm-up gave way to a job after %.2f s", time.monotonic() - started)
+            log.info("warm-up stopped after %.2f s: a job or a client came", time.monotonic() - started)
             return
         log.info("warm-up done in %.2f s", time.monotonic() - started)
 
