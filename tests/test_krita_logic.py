@@ -4,6 +4,7 @@ import importlib
 import os
 import re
 import struct
+import threading
 
 import pytest
 
@@ -18,7 +19,7 @@ def plugin(tmp_path_factory):
     class Modules:
         pass
     modules = Modules()
-    for name in ("settings", "pixels", "region", "progress", "preview"):
+    for name in ("settings", "pixels", "region", "progress", "preview", "payloads", "worker_frames"):
         setattr(modules, name, importlib.import_module(root.__name__ + "." + name))
     modules.options = importlib.import_module(root.__name__ + ".shared.options")
     return modules
@@ -270,3 +271,27 @@ def test_advanced_shows_an_artists_words_beside_the_engine_names(plugin):
     assert s.choice_label("pooling", "avg") == "Soft (average)"
     for name in s.ADVANCED_OPTIONS:
         assert "_" not in s.advanced_label(name), name
+
+
+# ---- animated layers: the worker waits for the frame the UI thread reads (worker_frames.py) -----
+
+def test_the_worker_gets_the_frame_it_asked_the_ui_thread_for(plugin):
+    asked = []
+    supply = plugin.worker_frames.FrameSupply(lambda key, index: asked.append((key, index)), lambda: False)
+    layer = plugin.payloads.LayerBytes(bytes([1, 2, 3, 4]), 1, 1, "RGBA", "U8", "srgb")
+    threading.Timer(0.05, supply.give, (0, 2, layer)).start()     # the UI thread answers a little later
+    pixels = supply.read(0, 2)
+    assert asked == [(0, 2)]
+    assert (pixels.width, pixels.height, pixels.dtype, pixels.data) == (1, 1, "u8", bytes([3, 2, 1, 4]))
+
+
+def test_a_cancel_or_an_unreadable_frame_ends_the_workers_wait(plugin):
+    frames = plugin.worker_frames
+    cancelled = threading.Event()
+    supply = frames.FrameSupply(lambda key, index: None, cancelled.is_set)
+    threading.Timer(0.05, cancelled.set).start()
+    with pytest.raises(frames.FrameCancelled):
+        supply.read(0, 0)
+    supply = frames.FrameSupply(lambda key, index: supply.give(key, index, "The image was closed."), lambda: False)
+    with pytest.raises(frames.FrameUnreadable, match="The image was closed."):
+        supply.read(1, 0)

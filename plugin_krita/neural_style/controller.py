@@ -6,7 +6,6 @@ only touched here, on the UI thread; the engine worker gets bytes.
 """
 
 import logging
-import os
 import time
 
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
@@ -14,9 +13,10 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 from krita import Krita
 
 from .closing import CloseWatcher, window_shows
+from .controller_frames import FrameJobs
 from .history import History
 from .layers import (MASK_TYPES, ApplyError, StyleChoice, is_open, layer_region, node_rect,  # noqa: F401 (API)
-                     read_layer)
+                     read_layer, style_ref)
 from .painter import BandPainter, timed
 from .pixels import UnsupportedLayer
 from .preview import sampled_rows, step_for
@@ -25,8 +25,8 @@ from .region import incomplete_layer_name, result_layer_name
 from .settings import option_error_text, preview_options, to_options
 from .shared.explain import explain
 from .shared.options import OptionError
-from .shared.protocol import Pixels, StyleRef
-from .payloads import LayerStyle, PreviewTask, Task
+from .shared.protocol import Pixels
+from .payloads import PreviewTask, Task
 from .worker import start_worker
 
 log = logging.getLogger("neural_style")
@@ -42,9 +42,10 @@ class _LayerJob:
         self.started = False    # the engine sent an event for it
         self.painted = False    # a preview (or the result) is in the result layer
         self.final = False      # the result is in the result layer
+        self.times = None       # an animated layer's keyframe times (one result per keyframe)
 
 
-class Controller(QObject):
+class Controller(FrameJobs, QObject):
     state_changed = pyqtSignal(str, str)      # "not started" | "starting" | "connected" | "not running", detail
     styles_changed = pyqtSignal(list)         # library styles (dicts from client.list_styles())
     progress = pyqtSignal(float, str)         # 0..1 over the whole Apply, text with ETA
@@ -78,6 +79,8 @@ class Controller(QObject):
         self._worker.style_added.connect(self._on_style_added)
         self._worker.request_failed.connect(self._on_request_failed)
         self._worker.task_event.connect(self._on_task_event)
+        self._worker.frame_event.connect(self._on_frame_event)
+        self._worker.frame_wanted.connect(self._on_frame_wanted)
         self._worker.batch_finished.connect(self._on_batch_finished)
         self._worker.preview_event.connect(self._on_preview_event)
         notifier = Krita.instance().notifier()
@@ -152,8 +155,10 @@ class Controller(QObject):
     def is_busy(self):
         return bool(self._jobs)
 
-    def apply(self, document, nodes, style, settings):
+    def apply(self, document, nodes, style, settings, all_frames=True):
         """Stylize `nodes` of `document`; False (and `finished("error", why)`) when it cannot start.
+        An animated paint layer gives an animated result layer, one frame per keyframe (with
+        `all_frames`; without, its current frame gives a plain layer, as any other layer does).
         While a job runs, a second Apply only says so (`message`): the running job keeps its Cancel."""
         if self._closing:
             return False
@@ -163,7 +168,7 @@ class Controller(QObject):
         self.details = ""
         try:
             options = to_options(settings)
-            tasks, jobs = self._prepare(document, nodes, style)
+            tasks, jobs = self._prepare(document, nodes, style, all_frames)
         except OptionError as error:
             self.finished.emit("error", option_error_text(error))
             return False
@@ -171,23 +176,29 @@ class Controller(QObject):
             self.finished.emit("error", str(error))
             return False
         for job in jobs:   # only now that every layer could be read: nothing to undo on a refusal
-            parent = job.source.parentNode()
-            parent.addChildNode(job.result, job.source)
+            if job.times is None:
+                job.source.parentNode().addChildNode(job.result, job.source)
+        self._add_frame_results(document, jobs, lambda node: result_layer_name(node.name(), style.name))
         self._document, self._jobs = document, jobs
         self._applied = (style, settings)
         self.progress.emit(0.0, "Starting…")
         self._worker.post("run", (tasks, options))
         return True
 
-    def _prepare(self, document, nodes, style):
+    def _prepare(self, document, nodes, style, all_frames=True):
         if document is None:
             raise ApplyError("Open an image first.")
         nodes = [node for node in nodes if node.type() not in MASK_TYPES]
         if not nodes:
             raise ApplyError("Select the layer(s) to stylize in the Layers docker.")
-        styles = [self._style_ref(style)]
+        styles = [style_ref(style)]
         tasks, jobs = [], []
         for node in nodes:
+            framed = self._frame_job(document, node, styles, len(jobs), _LayerJob) if all_frames else None
+            if framed is not None:
+                tasks.append(framed[0])
+                jobs.append(framed[1])
+                continue
             rect, selection = layer_region(document, node)
             image = read_layer(node, rect)
             mask = None
@@ -201,20 +212,6 @@ class Controller(QObject):
             tasks.append(Task(len(jobs), image, mask, styles))
             jobs.append(job)
         return tasks, jobs
-
-    def _style_ref(self, style):
-        if style is None:
-            raise ApplyError("Choose a style first: a library style, an image file or a layer.")
-        if style.kind == "library":
-            return StyleRef.library(style.style_id)
-        if style.kind == "file":
-            if not style.path or not os.path.isfile(style.path):
-                raise ApplyError("The style image \"%s\" does not exist." % (style.path or ""))
-            return StyleRef.file(os.path.abspath(style.path))
-        rect = node_rect(style.node)
-        if rect.width <= 0 or rect.height <= 0:
-            raise ApplyError("The style layer \"%s\" is empty." % style.node.name())
-        return LayerStyle(read_layer(style.node, rect), style.node.name())
 
     def cancel(self):
         """Stop the running Apply; result layers keep their last preview (empty ones are removed).
@@ -275,7 +272,7 @@ class Controller(QObject):
         elif not self._refresh_timer.isActive():
             self._refresh_timer.start(int(wait * 1000) + 1)
         self.layer_painted.emit(job.result, final)
-        if self._finish is not None and not self._painter.busy():
+        if self._finish is not None and not self.painting():
             self._finish_batch(*self._finish)
 
     def _refresh(self):
@@ -296,7 +293,7 @@ class Controller(QObject):
     def _on_batch_finished(self, outcome, summary, details):
         if self._closing:
             return
-        if self._painter.busy() and is_open(self._document):
+        if self.painting() and is_open(self._document):
             self._finish = (outcome, summary, details)   # the last picture is still being painted
             return
         self._finish_batch(outcome, summary, details)
@@ -312,9 +309,10 @@ class Controller(QObject):
             for job in jobs:
                 if not job.painted:
                     job.result.remove()
-                elif outcome == "error" and not job.final:
+                elif (outcome == "error" or job.times is not None) and not job.final:
                     # The job died after previews: keep the last one, named so that nobody takes it
-                    # for a finished result (a cancelled job keeps its name: the artist chose to stop).
+                    # for a finished result (a cancelled job keeps its name: the artist chose to stop;
+                    # not so an animated layer, whose frames not done are empty).
                     job.result.setName(incomplete_layer_name(job.result.name()))
                     kept.append(job.result.name())
             if jobs:
@@ -351,7 +349,7 @@ class Controller(QObject):
         mask_rows = None
         if selection is not None:
             mask_rows = b"".join(bytes(selection.pixelData(rect.x, rect.y + row, rect.width, 1)) for row in rows)
-        styles = [self._style_ref(style)]
+        styles = [style_ref(style)]
         self._preview_token += 1
         self._worker.post_preview(PreviewTask(self._preview_token, layer, mask_rows, styles,
                                               preview_options(options, step), step))

@@ -79,6 +79,12 @@ class NeuralStyleDocker(StyleSources, LivePreview, DockWidget):
         layout.addWidget(self.advanced_toggle)
         layout.addWidget(self.advanced_box)
 
+        self.all_frames = QCheckBox("All frames")
+        self.all_frames.setChecked(True)
+        self.all_frames.setToolTip("Stylize every keyframe of the animated layer into a new animated layer "
+                                   "(off: only the current frame, into a plain layer)")
+        self.all_frames.setVisible(False)
+        layout.addWidget(self.all_frames)
         buttons = QHBoxLayout()
         self.apply_button = QPushButton("Apply")
         self.apply_button.clicked.connect(self.apply)
@@ -118,6 +124,9 @@ class NeuralStyleDocker(StyleSources, LivePreview, DockWidget):
         self._target_timer = QTimer(self)       # Krita has no "active layer changed" signal
         self._target_timer.setInterval(700)
         self._target_timer.timeout.connect(self._check_target)
+        self._frames_timer = QTimer(self)       # "All frames" shows for an animated active layer
+        self._frames_timer.setInterval(700)
+        self._frames_timer.timeout.connect(self.update_all_frames)
 
         self.controller.state_changed.connect(self._show_state)
         self.controller.styles_changed.connect(self._show_styles)
@@ -248,8 +257,13 @@ class NeuralStyleDocker(StyleSources, LivePreview, DockWidget):
         document, nodes = active_target()
         settings = self.settings()
         Krita.instance().writeSetting(SETTINGS_GROUP, "settings", to_json(settings))
-        self.controller.apply(document, nodes, self.style_choice(), settings)
+        self.controller.apply(document, nodes, self.style_choice(), settings,
+                              all_frames=self.all_frames.isChecked())
         self._sync_buttons()
+
+    def update_all_frames(self):
+        _, nodes = active_target()
+        self.all_frames.setVisible(any(node.animated() and node.type() == "paintlayer" for node in nodes))
 
     def _sync_buttons(self):
         busy = self.controller.is_busy()
@@ -293,8 +307,14 @@ class NeuralStyleDocker(StyleSources, LivePreview, DockWidget):
         self.set_style(entry.style)
         self.status.setText("Settings of \"%s\" restored." % entry.label)
 
+    def hideEvent(self, event):
+        super().hideEvent(event)
+        self._frames_timer.stop()
+
     def showEvent(self, event):
         super().showEvent(event)
+        self._frames_timer.start()
+        self.update_all_frames()
         if not self._shown_once:   # the docker opening lists the library only if an engine runs already
             self._shown_once = True
             if self.source_combo.currentIndex() == 0:

@@ -1,10 +1,13 @@
 """Reading Krita layers for a job, and what a style choice is (Krita API, UI thread only)."""
 
+import os
+
 from krita import Krita
 
 from .pixels import transfer_of, wire_format
 from .region import Rect, job_region, style_name_from_path
-from .payloads import LayerBytes
+from .payloads import LayerBytes, LayerStyle
+from .shared.protocol import StyleRef
 
 MASK_TYPES = ("selectionmask", "transparencymask", "filtermask", "colorizemask", "transformmask")
 
@@ -73,3 +76,19 @@ def layer_region(document, node):
         raise ApplyError("Layer \"%s\" has no pixels %s." % (
             node.name(), "inside the selection" if selection_rect else "on the canvas"))
     return rect, selection
+
+
+def style_ref(style):
+    """What to send for a StyleChoice (a layer is read now); raises ApplyError."""
+    if style is None:
+        raise ApplyError("Choose a style first: a library style, an image file or a layer.")
+    if style.kind == "library":
+        return StyleRef.library(style.style_id)
+    if style.kind == "file":
+        if not style.path or not os.path.isfile(style.path):
+            raise ApplyError("The style image \"%s\" does not exist." % (style.path or ""))
+        return StyleRef.file(os.path.abspath(style.path))
+    rect = node_rect(style.node)
+    if rect.width <= 0 or rect.height <= 0:
+        raise ApplyError("The style layer \"%s\" is empty." % style.node.name())
+    return LayerStyle(read_layer(style.node, rect), style.node.name())

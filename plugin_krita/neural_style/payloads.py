@@ -20,6 +20,18 @@ class Task:
         self.styles = styles    # [StyleRef]
 
 
+class FrameTask:
+    """The keyframes of an animated layer, stylized as one frame sequence (shared/frames.py); the
+    worker asks the UI thread for frame k's bytes (`frame_wanted`) when it is about to be submitted."""
+
+    def __init__(self, key, layer, count, mask, styles):
+        self.key = key          # the controller's handle for the result layer
+        self.layer = layer      # LayerBytes without data: the frames' rectangle and format
+        self.count = count      # how many keyframes
+        self.mask = mask
+        self.styles = styles
+
+
 class PreviewTask:
     """The preview's request: every `step`-th row of the region (full rows, read on the UI thread)."""
 

@@ -17,15 +17,15 @@ import traceback
 from PyQt5.QtCore import QObject, QThread, QTimer, pyqtSignal, pyqtSlot
 
 from .painter import PICTURE_INTERVAL_S
-from .payloads import display_picture, resolve_styles
+from .payloads import FrameTask, display_picture, resolve_styles
 from .preview import pick_columns
 from .shared.client import ClientError, EngineLost, EngineUnavailable, ProtocolMismatch
 from .shared.explain import explain
 from .shared.protocol import Pixels
+from .worker_frames import POLL_S, FrameSteps, FrameSupply, cancel_running_frame, start_sequence
 
 log = logging.getLogger("neural_style")
 
-POLL_S = 0.03            # the loop's wait for an engine message while jobs run
 WATCH_INTERVAL_MS = 1500  # how often an idle worker checks that its engine is still there
 ALIVE_FOR_S = 1.0        # an engine heard from this recently is not asked again before a submit
 CONNECTION_ERRORS = (EngineUnavailable, EngineLost, ProtocolMismatch)
@@ -39,12 +39,14 @@ class _Batch:
         self.picture_at = float("-inf")     # when the last progress picture was converted
 
 
-class EngineWorker(QObject):
+class EngineWorker(FrameSteps, QObject):
     state_changed = pyqtSignal(str, str)          # "starting" | "connected" | "not running", detail
     styles_listed = pyqtSignal(list)              # [dict] from client.list_styles()
     style_added = pyqtSignal(object)              # what client.add_style returned
     request_failed = pyqtSignal(str, str, str)    # request name, summary, details
     task_event = pyqtSignal(int, object, str, dict, object)  # index, key, event type, header, Krita bytes|None
+    frame_wanted = pyqtSignal(object, int)        # key, frame index: the UI thread answers with give_frame()
+    frame_event = pyqtSignal(object, int, int, str, dict, object, str)  # key, frame, count, type, header, bytes, text
     batch_finished = pyqtSignal(str, str, str)    # "done" | "cancelled" | "error", summary, the full message
     preview_event = pyqtSignal(object, str, object)  # token, "source"|"progress"|"result"|"error", picture|texts
 
@@ -64,6 +66,7 @@ class EngineWorker(QObject):
         self._cancelled = False
         self._driving = False
         self._watchdog = None
+        self._frames = FrameSupply(self.frame_wanted.emit, self._is_cancelled)
         self._wake.connect(self._on_wake)         # queued: the worker lives in another thread
 
     # ---- called from the UI thread -------------------------------------------------------
@@ -85,7 +88,9 @@ class EngineWorker(QObject):
         with self._lock:
             self._cancelled = True
             job = self._job
-        if job is not None:
+        if hasattr(job, "progress_text"):
+            cancel_running_frame(job)   # the sequence itself is ended by the worker thread (see _step_frames)
+        elif job is not None:
             job.cancel()
 
     def close_client(self):
@@ -244,8 +249,13 @@ class EngineWorker(QObject):
             self._end_batch("cancelled", "Cancelled.", "")
             return
         task = batch.tasks[batch.index]
-        batch.job = self._submit("normal", image=task.layer.to_pixels(), mask=task.mask, styles=resolve_styles(task.styles),
-                                 options=batch.options)
+        if isinstance(task, FrameTask):
+            self._frames.clear()
+            batch.job = start_sequence(self._ensure_client(check=True), task, self._frames,
+                                       resolve_styles(task.styles), batch.options)
+        else:
+            batch.job = self._submit("normal", image=task.layer.to_pixels(), mask=task.mask,
+                                     styles=resolve_styles(task.styles), options=batch.options)
         with self._lock:
             self._job = batch.job
             cancel_now = self._cancelled
@@ -271,6 +281,8 @@ class EngineWorker(QObject):
 
     def _step_batch(self):
         batch = self._batch
+        if isinstance(batch.tasks[batch.index], FrameTask):
+            return self._step_frames(batch, batch.tasks[batch.index])
         event = batch.job.poll(POLL_S)
         if event is None:
             if batch.job.done:
@@ -288,18 +300,25 @@ class EngineWorker(QObject):
         header = dict(event.header or {})
         self.task_event.emit(batch.index, task.key, event.type, header, data)
         if event.type == "result":
-            batch.index += 1
-            with self._lock:
-                self._job = None
-            if batch.index < len(batch.tasks):
-                self._submit_task()
-            else:
-                self._end_batch("done", "Done.", "")
+            self._next_task()
         elif event.type == "cancelled":
             self._end_batch("cancelled", "Cancelled.", "")
         elif event.type == "error":
-            message = str(header.get("message") or "the engine reported an error")
-            self._end_batch("error", explain(code=header.get("code"), message=message).summary, message)
+            self._end_with_error(header)
+
+    def _next_task(self):
+        batch = self._batch
+        batch.index += 1
+        with self._lock:
+            self._job = None
+        if batch.index < len(batch.tasks):
+            self._submit_task()
+        else:
+            self._end_batch("done", "Done.", "")
+
+    def _end_with_error(self, header):
+        message = str(header.get("message") or "the engine reported an error")
+        self._end_batch("error", explain(code=header.get("code"), message=message).summary, message)
 
     def _end_batch(self, outcome, summary, details):
         self._batch = None

@@ -1029,8 +1029,127 @@ def case_hitches(case, ctl):
     return out
 
 
+# ---- animated layers (issue 18) ----------------------------------------------------------------
+
+def keyframes(node, end=24):
+    return [t for t in range(0, end) if node.hasKeyframeAtTime(t)]
+
+
+def frames_of(node, doc, times):
+    return {str(t): b64(bytes(node.pixelDataAtTime(0, 0, doc.width(), doc.height(), t))) for t in times}
+
+
+def make_animation(case):
+    """A U8 document: a Background and an animated layer "Anim" made by Document.importAnimation from
+    the case's PNGs (keyframe k at first + k * step), the current time at case["time"]."""
+    app = Krita.instance()
+    width, height = case["width"], case["height"]
+    doc = app.createDocument(width, height, "ns_" + case["name"], "RGBA", "U8", "", 72.0)
+    doc.setBatchmode(True)
+    doc.topLevelNodes()[0].setPixelData(pattern(width, height, "U8"), 0, 0, width, height)
+    app.activeWindow().addView(doc)
+    wait_for(lambda: False, 0.3)
+    assert doc.importAnimation(case["frames"], case["first"], case["step"]), "importAnimation failed"
+    doc.waitForDone()
+    anim = [node for node in doc.topLevelNodes() if node.animated()]
+    assert len(anim) == 1, [node.name() for node in doc.topLevelNodes()]
+    anim[0].setName("Anim")
+    doc.setCurrentTime(case.get("time", 0))
+    doc.waitForDone()
+    doc.refreshProjection()
+    return doc, anim[0]
+
+
+class ProgressTexts:
+    def __init__(self, ctl):
+        self.ctl, self.texts = ctl, []
+        ctl.progress.connect(self._progress)
+
+    def _progress(self, fraction, text):
+        self.texts.append(text)
+
+    def close(self):
+        self.ctl.progress.disconnect(self._progress)
+        return self.texts
+
+
+def result_record(doc, name, times):
+    found = [node for node in doc.topLevelNodes() if node.name() == name]
+    if len(found) != 1:
+        return None
+    node = found[0]
+    return {"animated": node.animated(), "keyframes": keyframes(node), "frames": frames_of(node, doc, times),
+            "depth": node.colorDepth(), "opacity": node.opacity(), "children": len(node.childNodes())}
+
+
+def all_frames_shown(doc, node):
+    """The docker's "All frames" (visible, checked) with `node` of the active document active."""
+    from neural_style.extension import show_docker
+    docker = show_docker()
+    doc.setActiveNode(node)
+    wait_for(lambda: docker.all_frames.isVisible() == node.animated(), 3)
+    return {node.name(): [docker.all_frames.isVisible(), docker.all_frames.isChecked()]}
+
+
+def case_frames(case, ctl):
+    """Apply on an animated layer (all frames), then on a plain layer of the same document."""
+    from neural_style.controller import StyleChoice
+    from neural_style.settings import to_options
+    doc, anim = make_animation(case)
+    times = keyframes(anim)
+    out = {"keyframes_before": times, "before": frames_of(anim, doc, times), "options": to_options(settings_for(case)),
+           "time_before": doc.currentTime()}
+    shown = all_frames_shown(doc, anim)
+    texts = ProgressTexts(ctl)
+    style = StyleChoice.file(SCENARIO["style_image"], name="Starry")
+    ok, apply_s, finished, watcher = run_apply(ctl, doc, [anim], style, case)
+    out.update({"ok": ok, "apply_call_s": apply_s, "finished_in_time": finished, "progress_texts": texts.close(),
+                "time_after": doc.currentTime(), "layer_names": [node.name() for node in doc.topLevelNodes()],
+                "source_after": frames_of(anim, doc, times), "source_keyframes_after": keyframes(anim),
+                "result": result_record(doc, "Anim – Starry", times)})
+    out.update(watcher.close())
+    plain = doc.createNode("Plain", "paintlayer")
+    doc.rootNode().addChildNode(plain, doc.topLevelNodes()[-1])
+    plain.setPixelData(pattern(doc.width(), doc.height(), "U8"), 0, 0, doc.width(), doc.height())
+    ok, _, finished, watcher = run_apply(ctl, doc, [plain], style, case)
+    result = [node for node in doc.topLevelNodes() if node.name() == "Plain – Starry"]
+    out["plain"] = {"ok": ok, "finished_in_time": finished, "finished": watcher.close()["finished"],
+                    "results": len(result), "animated": result[0].animated() if result else None}
+    other, (_, sketch) = make_document("ns_frames_plain", "U8", 64, 48, ["Sketch"])
+    shown.update(all_frames_shown(other, sketch))
+    other.setModified(False)
+    out["all_frames_shown"] = shown
+    doc.setModified(False)
+    return out
+
+
+def case_frames_cancel(case, ctl):
+    """Cancel once the second frame has started: the first frame stays, in a layer named incomplete."""
+    from neural_style.controller import StyleChoice
+    from neural_style.settings import to_options
+    doc, anim = make_animation(case)
+    times = keyframes(anim)
+    out = {"keyframes_before": times, "before": frames_of(anim, doc, times), "options": to_options(settings_for(case))}
+    texts = ProgressTexts(ctl)
+    watcher = JobWatcher(ctl, doc)
+    out["ok"] = ctl.apply(doc, [anim], StyleChoice.file(SCENARIO["style_image"], name="Starry"), settings_for(case))
+    second = wait_for(lambda: watcher.outcome or any("frame 2/3" in text for text in texts.texts), 180)
+    t0 = time.monotonic()
+    ctl.cancel()
+    finished = wait_for(lambda: watcher.outcome is not None, 60)
+    out.update({"second_frame_started": bool(second), "stop_to_finished_s": time.monotonic() - t0,
+                "finished_in_time": finished, "progress_texts": texts.close(), "busy_after": ctl.is_busy(),
+                "layer_names": [node.name() for node in doc.topLevelNodes()],
+                "source_after": frames_of(anim, doc, times),
+                "result": result_record(doc, "Anim – Starry (incomplete)", times)})
+    out.update(watcher.close())
+    doc.setModified(False)
+    return out
+
+
 CASES_15_16 = {"engine_on_demand": case_engine_on_demand, "engine_lifecycle": case_engine_lifecycle,
-               "live_preview": case_live_preview, "rough_edges": case_rough_edges, "hitches": case_hitches}
+               "live_preview": case_live_preview, "rough_edges": case_rough_edges, "hitches": case_hitches,
+               "frames": case_frames, "frames_cancel": case_frames_cancel}
 
 
 CASES = {"job_fails": case_job_fails, "engine_faults": case_engine_faults, "autostart": case_autostart, "two_layers": case_two_layers, "refusals": case_refusals, "library": case_library, "docker_apply": case_docker_apply, "plugin_loaded": case_plugin_loaded, "selection_rgba": case_selection_rgba, "depth": case_depth,
