@@ -5,6 +5,7 @@ reads the editors' Python version from their files (--krita-app/--gimp-app), pla
 msgpack wheels for it in each plugin's vendor/ folder, and each editor then runs a real job against
 an engine on the host (through an ipc socket in a folder bind-mounted at the same path)."""
 
+import base64
 import json
 import os
 import shutil
@@ -14,8 +15,10 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import pytest
 
+from tests.support import animation as frames
 from tests.support import gimp_harness
 from tests.support.skips import skip_or_fail
 
@@ -109,8 +112,11 @@ def krita_profile(space, endpoint, style):
     with open(os.path.join(space.env["XDG_CONFIG_HOME"], "kritarc"), "w") as f:
         f.write("[python]\n" + "".join("enable_%s=false\n" % n for n in sorted(bundled)) +
                 "enable_ns_test_driver=true\n")
+    # An animated layer too: Krita 5.2's animation API works as 5.1's (issue 18, tests/test_krita_frames.py)
+    animation = {"kra": frames.animation_kra(space.path), "time": 3, "iterations": 4, "max_size": 64}
     scenario = {"endpoint": endpoint, "style_image": style, "results": os.path.join(space.path, "krita.json"),
-                "cases": [{"name": "job", "kind": "depth", "depth": "U8", "iterations": 4, "max_size": 64}]}
+                "cases": [{"name": "job", "kind": "depth", "depth": "U8", "iterations": 4, "max_size": 64},
+                          dict(animation, name="frames", kind="frames")]}
     with open(os.path.join(space.path, "scenario.json"), "w") as f:
         json.dump(scenario, f)
     return pykrita, scenario["results"]
@@ -178,6 +184,11 @@ def test_krita_and_gimp_with_their_own_python_get_pyzmq_and_msgpack_and_run_a_jo
         assert not krita["errors"] and "exception" not in job, (krita["errors"], job.get("exception"))
         assert job["ok"] and job["finished"]["outcome"] == "done", (job.get("finished"), krita_log[-3000:])
         assert [item["name"] for item in job["after"]["layers"]][-1] == "Paint – Starry"
+        animated = krita["cases"].get("frames", {})
+        assert "exception" not in animated and animated["finished"]["outcome"] == "done", animated.get("exception")
+        assert animated["result"]["animated"] and animated["result"]["keyframes"] == frames.TIMES, animated["result"]
+        assert animated["source_after"] == animated["before"] and animated["time_after"] == 3
+        assert all(np.frombuffer(base64.b64decode(data), np.uint8).any() for data in animated["result"]["frames"].values())
 
         assert os.path.exists(gimp_results), gimp_log[-3000:]
         with open(gimp_results) as f:

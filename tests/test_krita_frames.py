@@ -4,56 +4,32 @@ animated layer whose keyframes are at the source's keyframe times and whose fram
 same options; the source is untouched; progress says frame k of n; Cancel after the first frame
 keeps that frame in a layer named "(incomplete)". A plain layer still gives a plain layer.
 
-The animation is built headless with Document.importAnimation from PNGs pytest writes (keyframes at
-0, 2, 4: not one apart; the test starts at time 3, where the artist's time must stay). The oracle
+The animation is a .kra pytest writes (tests/support/animation.py; keyframes at 0, 2, 4: not one
+apart; the test starts at time 3, where the artist's time must stay). The oracle
 decodes Krita's BGRA itself. Krita runs once per session (tests/support/krita_fixture.py) for these
 cases and the other modules'.
 """
 
 import base64
-import os
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from tests.support import krita_session
+from tests.support.animation import HEIGHT, TIMES, WIDTH, animation_kra
 from tests.support.engine_reference import NUMPY_DTYPES, TOLERANCE, assert_same_result, engine_result
 from tests.support.krita_fixture import krita_cases
 
 pytestmark = pytest.mark.editor
 
-WIDTH, HEIGHT = 64, 48
-FIRST, STEP = 0, 2
-TIMES = [FIRST + k * STEP for k in range(3)]
 JOB = {"iterations": 4, "max_size": 64, "preview_interval_s": 0.2, "advanced": {"seed": 11}}
 CANCEL_JOB = {"iterations": 60, "max_size": 64, "preview_interval_s": 0.2, "advanced": {"seed": 5}}
 CANCEL_S = 30.0     # cancel -> "cancelled" (a frame left alone runs for seconds)
 
 
-def animation_frames(root):
-    """Three 64x48 RGBA PNGs: a gradient with a square moving 8 px to the right per frame."""
-    paths = []
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
-    for k in range(3):
-        rgba = np.zeros((HEIGHT, WIDTH, 4), np.uint8)
-        rgba[..., 0] = x * 255 // (WIDTH - 1)
-        rgba[..., 1] = y * 255 // (HEIGHT - 1)
-        rgba[..., 2] = 96
-        rgba[..., 3] = 255
-        rgba[12:30, 8 + 8 * k:26 + 8 * k, :3] = (250, 240, 30)
-        path = os.path.join(root, "frame_%d.png" % k)
-        Image.fromarray(rgba, "RGBA").save(path)
-        paths.append(path)
-    return paths
-
-
 @krita_cases
 def frame_cases(ctx):
-    frames = animation_frames(ctx.root)
-    common = {"width": WIDTH, "height": HEIGHT, "frames": frames, "first": FIRST, "step": STEP}
-    cases = [dict(JOB, name="frames", kind="frames", time=3, **common),
-             dict(CANCEL_JOB, name="frames_cancel", kind="frames_cancel", **common)]
+    cases = [dict(JOB, name="frames", kind="frames", time=3, kra=animation_kra(ctx.root, "frames")),
+             dict(CANCEL_JOB, name="frames_cancel", kind="frames_cancel", kra=animation_kra(ctx.root, "frames_cancel"))]
 
     def after(details, results):
         """While the engine still runs: the same frames from a plain client's FrameSequence."""

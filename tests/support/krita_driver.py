@@ -1040,23 +1040,17 @@ def frames_of(node, doc, times):
 
 
 def make_animation(case):
-    """A U8 document: a Background and an animated layer "Anim" made by Document.importAnimation from
-    the case's PNGs (keyframe k at first + k * step), the current time at case["time"]."""
+    """The case's .kra (tests/support/animation.py): a Background and an animated layer "Anim",
+    opened with a view, the current time at case["time"]."""
     app = Krita.instance()
-    width, height = case["width"], case["height"]
-    doc = app.createDocument(width, height, "ns_" + case["name"], "RGBA", "U8", "", 72.0)
+    doc = app.openDocument(case["kra"])
     doc.setBatchmode(True)
-    doc.topLevelNodes()[0].setPixelData(pattern(width, height, "U8"), 0, 0, width, height)
-    app.activeWindow().addView(doc)
-    wait_for(lambda: False, 0.3)
-    assert doc.importAnimation(case["frames"], case["first"], case["step"]), "importAnimation failed"
-    doc.waitForDone()
     anim = [node for node in doc.topLevelNodes() if node.animated()]
-    assert len(anim) == 1, [node.name() for node in doc.topLevelNodes()]
-    anim[0].setName("Anim")
+    assert len(anim) == 1 and anim[0].name() == "Anim", [node.name() for node in doc.topLevelNodes()]
     doc.setCurrentTime(case.get("time", 0))
     doc.waitForDone()
-    doc.refreshProjection()
+    app.activeWindow().addView(doc)
+    wait_for(lambda: False, 0.3)
     return doc, anim[0]
 
 
