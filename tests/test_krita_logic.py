@@ -19,7 +19,8 @@ def plugin(tmp_path_factory):
     class Modules:
         pass
     modules = Modules()
-    for name in ("settings", "pixels", "region", "progress", "preview", "payloads", "worker_frames"):
+    modules.package = root.__name__
+    for name in ("settings", "pixels", "region", "progress", "preview"):
         setattr(modules, name, importlib.import_module(root.__name__ + "." + name))
     modules.options = importlib.import_module(root.__name__ + ".shared.options")
     return modules
@@ -277,8 +278,9 @@ def test_advanced_shows_an_artists_words_beside_the_engine_names(plugin):
 
 def test_the_worker_gets_the_frame_it_asked_the_ui_thread_for(plugin):
     asked = []
-    supply = plugin.worker_frames.FrameSupply(lambda key, index: asked.append((key, index)), lambda: False)
-    layer = plugin.payloads.LayerBytes(bytes([1, 2, 3, 4]), 1, 1, "RGBA", "U8", "srgb")
+    frames = importlib.import_module(plugin.package + ".worker_frames")
+    supply = frames.FrameSupply(lambda key, index: asked.append((key, index)), lambda: False)
+    layer = importlib.import_module(plugin.package + ".payloads").LayerBytes(bytes([1, 2, 3, 4]), 1, 1, "RGBA", "U8", "srgb")
     threading.Timer(0.05, supply.give, (0, 2, layer)).start()     # the UI thread answers a little later
     pixels = supply.read(0, 2)
     assert asked == [(0, 2)]
@@ -286,7 +288,7 @@ def test_the_worker_gets_the_frame_it_asked_the_ui_thread_for(plugin):
 
 
 def test_a_cancel_or_an_unreadable_frame_ends_the_workers_wait(plugin):
-    frames = plugin.worker_frames
+    frames = importlib.import_module(plugin.package + ".worker_frames")
     cancelled = threading.Event()
     supply = frames.FrameSupply(lambda key, index: None, cancelled.is_set)
     threading.Timer(0.05, cancelled.set).start()

@@ -1079,10 +1079,12 @@ def result_record(doc, name, times):
 def all_frames_shown(doc, node):
     """The docker's "All frames" (visible, checked) with `node` of the active document active."""
     from neural_style.extension import show_docker
-    docker = show_docker()
+    box = getattr(show_docker(), "all_frames", None)
+    if box is None:
+        return {node.name(): None}
     doc.setActiveNode(node)
-    wait_for(lambda: docker.all_frames.isVisible() == node.animated(), 3)
-    return {node.name(): [docker.all_frames.isVisible(), docker.all_frames.isChecked()]}
+    wait_for(lambda: box.isVisible() == node.animated(), 3)
+    return {node.name(): [box.isVisible(), box.isChecked()]}
 
 
 def case_frames(case, ctl):
