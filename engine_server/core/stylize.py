@@ -161,9 +161,10 @@ class _Targets:
 
 
 def stylize(model, content, styles, options, on_progress=None, should_cancel=None, gram_cache=None,
-            init_image=None, extra_loss=None, clock=time.monotonic):
+            init_image=None, extra_loss=None, clock=time.monotonic, cpu_clock=time.process_time):
     """Optimize an image to have `content`'s content and the styles' style (see the module doc).
-    `clock` (seconds) times the progress; tests give a fake one."""
+    `clock` (wall seconds) and `cpu_clock` (the process's CPU seconds) time the progress; tests give
+    fake ones."""
     options = {**defaults(), **dict(options or {})}
     started = clock()
     content = _as_image(content, "content image")
@@ -212,7 +213,7 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
 
     x = base = resize(start, sizes[0])
     done = 0
-    work = Work(sizes, counts, clock)
+    work = Work(sizes, counts, clock, cpu_clock)
     for scale, size in enumerate(sizes):
         count = counts[scale]
         final = scale == len(sizes) - 1
