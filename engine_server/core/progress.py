@@ -17,6 +17,7 @@ plus SETUP_EVALUATIONS for its targets and its first evaluation; `fraction` coun
 
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -66,10 +67,21 @@ class Work:
         self.set_up = [None] * len(self.counts)     # (CPU s, evaluations) when each scale was set up
         self.cpu_spent = [0.0] * len(self.counts)   # CPU s of each scale's evaluations since then
         self.samples = deque()                      # (wall s, CPU s) of recent events, for the pace
+        self.excluded = (0.0, 0.0)                  # wall and CPU s spent outside the job (`outside`)
         self._fraction = 0.0
 
+    @contextmanager
+    def outside(self):
+        """Time spent in the block is not this job's: a daemon runs a preview job inside the normal
+        job's cancel check, and its seconds would otherwise count as the normal job's pace and cost."""
+        wall, cpu = self.clock(), self.cpu_clock()
+        try:
+            yield
+        finally:
+            self.excluded = (self.excluded[0] + self.clock() - wall, self.excluded[1] + self.cpu_clock() - cpu)
+
     def _sample(self):
-        now = (self.clock(), self.cpu_clock())
+        now = (self.clock() - self.excluded[0], self.cpu_clock() - self.excluded[1])
         self.samples.append(now)
         while len(self.samples) > 2 and now[0] - self.samples[1][0] >= PACE_WINDOW_S:
             self.samples.popleft()
@@ -143,10 +155,10 @@ class Work:
     def eta_s(self):
         plan = self._plan()
         cost = self._cost()
-        wall, cpu = self.samples[-1] if self.samples else (self.clock(), self.cpu_clock())
+        wall, cpu = self.samples[-1] if self.samples else (0.0, 0.0)
         if cost is None or cpu <= self.samples[0][1]:     # nothing measured yet: the job's pace so far
             done = sum(pixels * d for pixels, d, _ in plan)
             left = sum(pixels * l for pixels, _, l in plan)
-            return left * (self.clock() - self.started) / done if done > 0 else 0.0
+            return left * (self.clock() - self.excluded[0] - self.started) / done if done > 0 else 0.0
         pace = (wall - self.samples[0][0]) / (cpu - self.samples[0][1])
         return pace * sum(left * cost(pixels) for pixels, _, left in plan)

@@ -259,8 +259,10 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
                                  image, eta_s=work.eta_s(), fraction=work.fraction()))
 
         for iteration in range(1, count + 1):
-            if should_cancel is not None and should_cancel():
-                raise Cancelled()
+            if should_cancel is not None:
+                with work.outside():    # a daemon may run a preview job in there
+                    if should_cancel():
+                        raise Cancelled()
             optimizer.step()
             done += 1
             work.iterated(scale, iteration, optimizer.evaluations)
