@@ -3,8 +3,9 @@
 1. `--precision-sizes 256,512`: the default job in float32 and in bfloat16, one after the other on
    the same machine; the time each needs to reach the worse of the two final losses (each job's
    own final-scale losses).
-2. `--race-sizes 256,512`: the default job against the TensorFlow tutorial's Adam (lr 0.02 on 0..1
-   = 5.1 on 0..255, beta1 0.99, epsilon 0.1/255, single scale, clipped) on the same objective. At
+2. `--race-sizes 256,512`: the default job (`--race-precision`, the product's default `auto`)
+   against the TensorFlow tutorial's Adam (lr 0.02 on 0..1 = 5.1 on 0..255, beta1 0.99, epsilon
+   0.1/255, single scale, clipped; `--adam-precision`, float32 like the tutorial) on the same objective. At
    256 px the objective is `seed`, style weight 10, content weight 1, TV 0 (the issue's setting);
    at 512 px the defaults. Adam runs until it reaches the job's final loss or `--adam-budget-s`;
    when it does not get there, the ratio printed is a lower bound ("> x").
@@ -31,26 +32,26 @@ def load():
 
 
 def default_job(model, content, style, options):
-    """(trace [(wall s, final-scale loss)], total wall s, result, eta checks)."""
+    """(trace [(wall s, final-scale loss, CPU s)], total wall s, result, eta checks, total CPU s)."""
     from engine_server.core.stylize import StyleInput, stylize
 
     trace, events = [], []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
 
     def on_progress(progress):
         now = time.perf_counter() - start
         events.append((now, progress.fraction, progress.eta_s))
         if progress.scale == progress.scales - 1:
-            trace.append((now, progress.total_loss, now))
+            trace.append((now, progress.total_loss, time.process_time() - cpu_start))
 
     result = stylize(model, content, [StyleInput(style)], options, on_progress=on_progress)
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     checks = []
     for share in (0.25, 0.5, 0.75):
         now, fraction, eta = next(e for e in events if e[1] >= share)
         checks.append({"fraction": fraction, "eta_s": eta, "real_left_s": total - now,
                        "error": eta / (total - now) - 1.0 if total > now else None})
-    return trace, total, result, checks
+    return trace, total, result, checks, cpu
 
 
 def adam(model, content, style, options, target, budget_s, max_steps):
@@ -58,20 +59,22 @@ def adam(model, content, style, options, target, budget_s, max_steps):
 
     objective = build_objective(model, content, style, options)
     shape = content.shape
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     optimizer = Adam(lambda x: objective.evaluate(x.reshape(shape)), content, learning_rate=0.02 * 255,
                      beta1=0.99, epsilon=0.1 / 255, bounds=(0.0, 255.0))
     for step in range(1, max_steps + 1):
         optimizer.step()
         now = time.perf_counter() - start
         if optimizer.best_value <= target:
-            return {"reached": True, "steps": step, "wall_s": now, "loss": optimizer.best_value}
+            return {"reached": True, "steps": step, "wall_s": now, "cpu_s": time.process_time() - cpu_start,
+                    "loss": optimizer.best_value}
         if now > budget_s:
             break
         if step % 50 == 0:
             print("    adam step %d: %.4g at %.0f s (target %.4g)" % (step, optimizer.best_value, now, target),
                   flush=True)
-    return {"reached": False, "steps": step, "wall_s": time.perf_counter() - start, "loss": optimizer.best_value}
+    return {"reached": False, "steps": step, "wall_s": time.perf_counter() - start,
+            "cpu_s": time.process_time() - cpu_start, "loss": optimizer.best_value}
 
 
 def main(argv=None):
@@ -79,7 +82,8 @@ def main(argv=None):
     parser.add_argument("--weights")
     parser.add_argument("--precision-sizes", default="256,512")
     parser.add_argument("--race-sizes", default="256,512")
-    parser.add_argument("--race-precision", default="auto")
+    parser.add_argument("--race-precision", default="auto", help="the default job's (the product's default)")
+    parser.add_argument("--adam-precision", default="float32", help="the tutorial's Adam's (the tutorial: float32)")
     parser.add_argument("--precision-iterations", default="",
                         help="iterations of the precision race's jobs per size, e.g. '200,60' (default: the default)")
     parser.add_argument("--adam-budget-factor", type=float, default=6.0,
@@ -110,21 +114,25 @@ def main(argv=None):
         if size <= 256:
             options.update(loss_normalization="seed", style_weight=10.0, content_weight=1.0, tv_weight=0.0)
         model = model_for(args.race_precision)
-        trace, total, _, checks = default_job(model, content, style, options)
+        load_before = load()
+        trace, total, _, checks, cpu = default_job(model, content, style, options)
         target = trace[-1][1]
-        print("race %d px (%s, %s): default job final loss %.5g in %.1f s; eta checks %s" % (
-            size, options["loss_normalization"], model.precision, target, total,
+        print("race %d px (%s, %s): default job final loss %.5g in %.1f s, %.1f CPU s (load %s); eta checks %s" % (
+            size, options["loss_normalization"], model.precision, target, total, cpu, load(),
             ", ".join("%.0f%%: %.1f s vs %.1f s" % (100 * c["fraction"], c["eta_s"], c["real_left_s"])
                       for c in checks)), flush=True)
-        baseline = adam(model, content, style, options, target, args.adam_budget_factor * total, args.adam_steps)
-        ratio = baseline["wall_s"] / total
-        print("  adam: %s after %d steps, %.1f s (loss %.5g): %s%.1fx (load %s)" % (
-            "reached it" if baseline["reached"] else "had NOT reached it", baseline["steps"], baseline["wall_s"],
-            baseline["loss"], "" if baseline["reached"] else "> ", ratio, load()), flush=True)
+        adam_model = model_for(args.adam_precision)
+        baseline = adam(adam_model, content, style, options, target, args.adam_budget_factor * total, args.adam_steps)
+        ratio, cpu_ratio = baseline["wall_s"] / total, baseline["cpu_s"] / cpu
+        print("  adam (%s): %s after %d steps, %.1f s, %.1f CPU s (loss %.5g): %s%.2fx wall, %.2fx CPU (load %s)" % (
+            adam_model.precision, "reached it" if baseline["reached"] else "had NOT reached it", baseline["steps"],
+            baseline["wall_s"], baseline["cpu_s"], baseline["loss"], "" if baseline["reached"] else "> ", ratio,
+            cpu_ratio, load()), flush=True)
         results["race"].append({"size": size, "options": {k: options[k] for k in (
             "loss_normalization", "style_weight", "content_weight", "tv_weight")}, "precision": model.precision,
-            "job_final_loss": target, "job_s": total, "eta_checks": checks, "adam": baseline, "ratio": ratio,
-            "ratio_is_lower_bound": not baseline["reached"], "load_after": load()})
+            "adam_precision": adam_model.precision, "job_final_loss": target, "job_s": total, "job_cpu_s": cpu,
+            "eta_checks": checks, "adam": baseline, "ratio": ratio, "cpu_ratio": cpu_ratio,
+            "ratio_is_lower_bound": not baseline["reached"], "load_before": load_before, "load_after": load()})
     precision_iterations = [int(n) for n in args.precision_iterations.split(",") if n]
     for index, size in enumerate([int(s) for s in args.precision_sizes.split(",") if s]):
         content, style = load_inputs(size)
@@ -134,7 +142,7 @@ def main(argv=None):
         runs = {}
         for precision in ("float32", "bfloat16"):
             model = model_for(precision)
-            trace, total, _, checks = default_job(model, content, style, options)
+            trace, total, _, checks, _ = default_job(model, content, style, options)
             runs[precision] = (trace, total)
             print("  %d px %s: final loss %.5g in %.1f s (load %s); eta checks %s" % (
                 size, precision, trace[-1][1], total, load(),
