@@ -71,8 +71,9 @@ def test_gradient_matches_finite_differences(fake_model):
 def test_plan_scales_coarse_to_fine():
     options = defaults()
     layers = ("block5_conv1",)
-    assert plan_scales((384, 512), options, layers) == [(96, 128), (192, 256), (384, 512)]
-    assert plan_scales((96, 128), options, layers) == [(96, 128)]
+    assert plan_scales((384, 512), options, layers) == [(192, 256), (384, 512)]
+    assert plan_scales((192, 256), options, layers) == [(192, 256)]
+    assert plan_scales((1536, 2048), options, layers) == [(192, 256), (384, 512), (768, 1024), (1536, 2048)]
     assert plan_scales((384, 512), dict(options, scales=2), layers) == [(192, 256), (384, 512)]
     assert plan_scales((40, 48), dict(options, scales=3), layers) == [(20, 24), (40, 48)]   # 10x12 is too small
     counts = split_iterations(200, 3)

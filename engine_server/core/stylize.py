@@ -29,7 +29,9 @@ __all__ = ["Progress", "StyleInput", "losses", "plan_scales", "split_iterations"
 
 log = logging.getLogger(__name__)
 
-COARSEST_SIDE = 128        # automatic scales: the first one has a longest side of at least this
+# Automatic scales: the first one has a longest side of at least this. Measured (benchmarks.md, issue
+# 14): with 128 the job was behind one that starts at 256 px at every loss reached, at 256 and 512 px.
+COARSEST_SIDE = 256
 MAX_AUTO_SCALES = 4
 MAX_STYLE_SIDE = 4096      # style images are never worked on larger than this (memory)
 PIXEL_BOUNDS = (0.0, 255.0)
