@@ -99,7 +99,7 @@ def test_eta_follows_the_work_left_of_a_three_scale_job(fake_model, monkeypatch)
     style = RNG.uniform(0, 255, (100, 120, 3)).astype(np.float32)
     options = validate_options({"iterations": 35, "max_size": 128, "scales": 3, "init": "noise"})
     events = []
-    stylize(fake_model, content, [StyleInput(style)], options, clock=clock, cpu_clock=clock,
+    stylize(fake_model, content, [StyleInput(style)], options, clock=clock,
             on_progress=lambda p: events.append((clock(), p.fraction, p.eta_s, p.scale)))
     end = clock()
     assert {scale for *_, scale in events} == {0, 1, 2}

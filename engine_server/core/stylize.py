@@ -163,10 +163,9 @@ class _Targets:
 
 
 def stylize(model, content, styles, options, on_progress=None, should_cancel=None, gram_cache=None,
-            init_image=None, extra_loss=None, clock=time.monotonic, cpu_clock=time.process_time):
+            init_image=None, extra_loss=None, clock=time.monotonic):
     """Optimize an image to have `content`'s content and the styles' style (see the module doc).
-    `clock` (wall seconds) and `cpu_clock` (the process's CPU seconds) time the progress; tests give
-    fake ones."""
+    `clock` (seconds) times the progress; tests give a fake one."""
     options = {**defaults(), **dict(options or {})}
     started = clock()
     content = _as_image(content, "content image")
@@ -215,7 +214,7 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
 
     x = base = resize(start, sizes[0])
     done = 0
-    work = Work(sizes, counts, clock, cpu_clock)
+    work = Work(sizes, counts, clock)
     for scale, size in enumerate(sizes):
         count = counts[scale]
         final = scale == len(sizes) - 1
