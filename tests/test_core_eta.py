@@ -14,16 +14,16 @@ class Clock:
         self.wall = 100.0
 
 
-def test_a_preview_run_inside_the_cancel_check_is_not_the_jobs_time(fake_model, monkeypatch):
-    """The daemon runs a preview job inside a normal job's cancel check. A 3-scale job with a
-    deterministic clock (an evaluation costs 50 µs per pixel plus 5 ms) is paused once, 30 % into
-    its work, for a preview as long as the job itself; afterwards its ETA is still its own work's."""
+def run_paused_job(fake_model, monkeypatch, pause_after):
+    """A 3-scale job with a deterministic clock (an evaluation costs 50 µs per pixel plus 5 ms),
+    paused for 10 s (a preview job, longer than the job itself) in the first cancel check after
+    progress event number `pause_after` (None: never). Returns the events (time, fraction, ETA,
+    scale) and the end time."""
     clock = Clock()
     evaluate = losses_module.Objective.evaluate
 
     def timed_evaluate(self, image):
-        spent = 5e-3 + 50e-6 * image.shape[0] * image.shape[1]
-        clock.wall += spent
+        clock.wall += 5e-3 + 50e-6 * image.shape[0] * image.shape[1]
         return evaluate(self, image)
 
     monkeypatch.setattr(losses_module.Objective, "evaluate", timed_evaluate)
@@ -34,16 +34,29 @@ def test_a_preview_run_inside_the_cancel_check_is_not_the_jobs_time(fake_model, 
     events, paused = [], []
 
     def should_cancel():
-        if not paused and events and events[-1][1] >= 0.3:
+        if pause_after is not None and not paused and len(events) == pause_after + 1:
             paused.append(clock.wall)
-            clock.wall += 10.0                  # the preview job
+            clock.wall += 10.0
         return False
 
     stylize(fake_model, content, [StyleInput(style)], options, should_cancel=should_cancel,
-            clock=lambda: clock.wall,
-            on_progress=lambda p: events.append((clock.wall, p.fraction, p.eta_s)))
-    end = clock.wall
-    assert paused
+            clock=lambda: clock.wall, on_progress=lambda p: events.append((clock.wall, p.fraction, p.eta_s, p.scale)))
+    assert pause_after is None or paused
+    return events, clock.wall
+
+
+def check_eta_after(events, end, index):
     for share in (0.5, 0.75):
-        now, fraction, eta = next(event for event in events if event[1] >= share)
+        now, fraction, eta, _ = next(event for event in events[index + 1:] if event[1] >= share)
         assert eta == pytest.approx(end - now, rel=0.3), (share, fraction, eta, end - now)
+
+
+def test_a_preview_run_inside_the_cancel_check_is_not_the_jobs_time(fake_model, monkeypatch):
+    """The daemon runs a preview job inside a normal job's cancel check: before an iteration (here
+    30 % into the job) or before a scale starts. Afterwards the ETA is still the job's own work's."""
+    events, _ = run_paused_job(fake_model, monkeypatch, None)
+    within = next(i for i, event in enumerate(events) if event[1] >= 0.3 and events[i + 1][3] == event[3])
+    between = next(i for i, event in enumerate(events) if event[1] >= 0.3 and events[i + 1][3] != event[3])
+    for index in (within, between):
+        events, end = run_paused_job(fake_model, monkeypatch, index)
+        check_eta_after(events, end, index)

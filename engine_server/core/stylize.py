@@ -223,8 +223,10 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
         previous_change = x - base
         base = resize(start, size)
         x = np.clip(base + resize(previous_change, size), 0.0, 255.0)
-        if should_cancel is not None and should_cancel():
-            raise Cancelled()
+        if should_cancel is not None:
+            with work.outside():        # a daemon may run a preview job in there
+                if should_cancel():
+                    raise Cancelled()
         objective = fitted.FittedObjective(Objective(model, options, targets.content(resize(full_content, size)),
                                                      targets.styles(style_images, keys, weights, size),
                                                      final_size=work_size), size)
