@@ -127,6 +127,23 @@ class GimpWorkspace:
             os.rmdir(mount_point)
 
 
+def _accepts_clients(display, deadline):
+    """Whether the display's socket takes a connection before `deadline` (an X client started as soon as
+    Xvfb names its display once failed with "could not connect to display :0" in the full suite)."""
+    import socket
+    path = "/tmp/.X11-unix/X" + display.lstrip(":")
+    while time.monotonic() < deadline:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+            return True
+        except OSError:
+            time.sleep(0.1)
+        finally:
+            probe.close()
+    return False
+
+
 @contextlib.contextmanager
 def xvfb(timeout=20.0):
     """A private Xvfb (":N") for the plug-in's dialogs, or None when Xvfb is not installed."""
@@ -149,7 +166,10 @@ def xvfb(timeout=20.0):
                 if not chunk:
                     break
                 number += chunk
-        yield ":" + number.decode().strip() if number.strip() else None
+        display = ":" + number.decode().strip() if number.strip() else None
+        if display and not _accepts_clients(display, deadline):
+            raise RuntimeError("Xvfb said %s but accepts no client there" % display)
+        yield display
     finally:
         os.close(read_end)
         server.terminate()
