@@ -124,10 +124,10 @@ class Coefficients:
                 "style_layers": dict(zip(style_layers, per_layer)), "weighted": weighted}
 
 
-def _traced(model, content_layer, style_layers, pooling):
-    """One traced value-and-gradient function per (layers, pooling) of a model (so per precision),
-    for any image size; targets and coefficients are arguments, so a job never retraces."""
-    key = (content_layer, style_layers, pooling)
+def _traced(model, content_layer, style_layers, pooling, precision):
+    """One traced value-and-gradient function per (layers, pooling, precision) of a model, for any
+    image size; targets and coefficients are arguments, so a job never retraces."""
+    key = (content_layer, style_layers, pooling, precision)
     functions = model.__dict__.setdefault("objective_functions", {})
     if key in functions:
         return functions[key]
@@ -139,7 +139,7 @@ def _traced(model, content_layer, style_layers, pooling):
         model.traces = getattr(model, "traces", 0) + 1        # runs only while tracing
         with tf.GradientTape() as tape:
             tape.watch(image)
-            features = dict(zip(layers, model.forward(image, layers, pooling)))
+            features = dict(zip(layers, model.forward(image, layers, pooling, precision)))
             if content_layer:
                 content = content_scale * tf.reduce_sum(tf.square(features[content_layer] - content_target))
             else:
@@ -163,12 +163,14 @@ class Objective:
 
     content_target: features of the content layer (or None when α = 0);
     style_targets: {keras layer name: Gram already rescaled to the output's size, blended};
-    final_size: the job's final (height, width) when this is a coarser scale (balance, "seed" only).
+    final_size: the job's final (height, width) when this is a coarser scale (balance, "seed" only);
+    precision: what the convolutions compute in (the model's by default).
     Each call of `evaluate` is one forward+backward pass (counted in model.passes).
     """
 
-    def __init__(self, model, options, content_target, style_targets, final_size=None):
+    def __init__(self, model, options, content_target, style_targets, final_size=None, precision=None):
         self.model = model
+        self.precision = precision or model.precision
         self.content_layer = layer_names([options["content_layer"]])[0]
         self.style_layers = layer_names(options["style_layers"])
         self.layer_weights = tuple(float(w) for w in options["style_layer_weights"])
@@ -183,7 +185,7 @@ class Objective:
         self.content_channels = int(content_target.shape[-1]) if content_target is not None else None
         self.style_channels = [int(t.shape[-1]) for t in self.style_targets]
         self._function = _traced(model, self.content_layer if content_target is not None else None,
-                                 self.style_layers, self.pooling)
+                                 self.style_layers, self.pooling, self.precision)
         self._no_content = tf.zeros([1, 1, 1, 1], tf.float32)
 
     def coefficients(self, size):

@@ -103,25 +103,47 @@ class VGG19Features:
         # The RGB -> BGR swap of the preprocessing is folded into the first kernel's input channels:
         # the same numbers, without a reversed copy of the image (and its gradient) in every pass.
         kernels[CONV_LAYERS[0]] = np.ascontiguousarray(kernels[CONV_LAYERS[0]][:, :, ::-1, :])
-        with tf.device(self.device):
-            self._layers = [(name, tf.constant(kernels[name], dtype=self.precision),
-                             tf.constant(weights[name][1], dtype=self.precision)) for name in CONV_LAYERS]
+        arrays = [(name, kernels[name], weights[name][1]) for name in CONV_LAYERS]
+        self._constants = {}
+        # A bfloat16 model keeps the float32 weights (host memory, 80 MB for VGG-19) for a job that
+        # goes on in float32 (stylize: after a failed line search), so it never reads the file again.
+        self._float32_weights = None if self.precision == "float32" else arrays
+        self._layers = self._build(arrays, self.precision)
         self._feature_functions = {}
+
+    def _build(self, arrays, precision):
+        with tf.device(self.device):
+            self._constants[precision] = [(name, tf.constant(kernel, dtype=precision), tf.constant(bias, dtype=precision))
+                                          for name, kernel, bias in arrays]
+        return self._constants[precision]
+
+    def can_compute_in(self, precision):
+        return precision in self._constants or (precision == "float32" and self._float32_weights is not None)
+
+    def _layers_in(self, precision):
+        if precision not in self._constants:
+            if not self.can_compute_in(precision):
+                raise ValueError("this model has no %s weights" % precision)
+            self._build(self._float32_weights, precision)
+            self._float32_weights = None        # the constants hold them now
+        return self._constants[precision]
 
     @classmethod
     def load(cls, weights_path=None, device=None, precision="float32"):
         """Read the weights file (WeightsError with one clear sentence when it is not usable)."""
         return cls(load_vgg19_weights(weights_path), device, precision)
 
-    def forward(self, rgb, layers, pooling="max"):
+    def forward(self, rgb, layers, pooling="max", precision=None):
         """Graph-buildable forward pass: rgb (B,H,W,3) float32 0..255 -> [features of `layers`]
-        in the order asked. Does not count a pass (callers inside tf.function count their own)."""
+        in the order asked, computed in `precision` (the model's by default; "float32" also when the
+        model is bfloat16). Does not count a pass (callers inside tf.function count their own)."""
+        precision = precision or self.precision
         wanted = layer_names(layers)
         deepest = max(CONV_LAYERS.index(name) for name in wanted)
         outputs = {}
         x = rgb - tf.constant(IMAGENET_MEAN_BGR[::-1], dtype=rgb.dtype)    # preprocess() but for the swap
-        x = tf.cast(x, self.precision)
-        for index, (name, kernel, bias) in enumerate(self._layers[:deepest + 1]):
+        x = tf.cast(x, precision)
+        for index, (name, kernel, bias) in enumerate(self._layers_in(precision)[:deepest + 1]):
             if index and name.endswith("_conv1"):
                 pool = tf.nn.max_pool2d if pooling == "max" else tf.nn.avg_pool2d
                 x = pool(x, ksize=2, strides=2, padding="VALID")   # as Keras' VGG19

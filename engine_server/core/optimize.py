@@ -110,11 +110,13 @@ class LBFGS(_Tracker):
         """One iteration: a successful line search, or `converged` set (then it does nothing)."""
         if self.converged:
             return
-        for _ in range(self.restarts + 1):
+        for attempt in range(self.restarts + 1):
             outcome = self._try_step()
             if outcome != "failed":
                 return
             self.line_search_failures += 1
+            if attempt == self.restarts:
+                break
             self._s, self._y, self._rho = [], [], []
             self._restart_scale *= 0.1
             log.info("line search found no acceptable step; retrying from a steepest-descent step of %.3g "
@@ -213,6 +215,36 @@ class LBFGS(_Tracker):
         if low[3] is not None:
             return low[0], low[1], low[3], low[4]
         return None, None, None, None
+
+
+class SwitchingLBFGS:
+    """L-BFGS on `fun` until its first failed line search, then, once, L-BFGS on the function that
+    `switch(stuck_optimizer)` returns, from the best point so far and with a fresh history (the
+    curvature pairs came from the other function). Made for a bfloat16 objective whose noise stalls
+    L-BFGS near convergence: it goes on in float32 (stylize). Otherwise it behaves as `LBFGS`."""
+
+    def __init__(self, fun, x0, switch, **options):
+        self._switch, self._options = switch, options
+        self.optimizer = LBFGS(fun, x0, **{**options, "restarts": 0})
+        self._evaluations_before = 0
+        self.switched = False
+
+    def __getattr__(self, name):        # x, extras, best_x, converged, ...: the current optimizer's
+        return getattr(self.__dict__["optimizer"], name)
+
+    @property
+    def evaluations(self):
+        return self._evaluations_before + self.optimizer.evaluations
+
+    def step(self):
+        self.optimizer.step()
+        if self.switched or self.optimizer.converged != "line search failed":
+            return
+        fun = self._switch(self.optimizer)
+        self.switched = True
+        self._evaluations_before += self.optimizer.evaluations
+        self.optimizer = LBFGS(fun, self.optimizer.best_x, **self._options)
+        self.optimizer.step()
 
 
 class Adam(_Tracker):

@@ -34,6 +34,8 @@ class Progress:
     image: Callable[[], Any] = field(repr=False)   # -> float32 HxWx3 0..255 at this scale's size
     eta_s: float = 0.0          # seconds left, from the work left and the measured speed
     fraction: float = 0.0       # work done, 0..1 (what the editors' bars show)
+    precision: str = ""         # what the convolutions compute in now
+    precision_note: str = ""    # why a bfloat16 job went on in float32, once it did
 
     def fields(self) -> dict:
         """The protocol's progress fields (docs/protocol.md), also what `stylize --json` prints."""
@@ -42,7 +44,9 @@ class Progress:
                 "content_loss": float(self.content_loss), "style_loss": float(self.style_loss),
                 "tv_loss": float(self.tv_loss), "total_loss": float(self.total_loss),
                 "elapsed_s": round(float(self.elapsed_s), 3), "eta_s": round(float(self.eta_s), 3),
-                "fraction": round(float(self.fraction), 4)}
+                "fraction": round(float(self.fraction), 4),
+                **({"precision": self.precision} if self.precision else {}),
+                **({"precision_note": self.precision_note} if self.precision_note else {})}
 
 
 class Work:

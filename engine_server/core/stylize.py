@@ -22,7 +22,7 @@ from .errors import Cancelled, InputError
 from .images import fit_size, resize
 from .losses import Objective, feature_positions, gram, rescale_gram
 from .model import check_size, layer_names, min_side
-from .optimize import LBFGS, Adam
+from .optimize import LBFGS, Adam, SwitchingLBFGS
 from .progress import Progress, Work
 
 __all__ = ["Progress", "StyleInput", "losses", "plan_scales", "split_iterations", "stylize"]
@@ -214,6 +214,9 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
 
     x = base = resize(start, sizes[0])
     done = 0
+    # A bfloat16 job's L-BFGS stalls on the objective's rounding noise near convergence; at its first
+    # failed line search the job goes on in float32 (benchmarks.md, issue 14).
+    state = {"precision": model.precision, "note": ""}
     work = Work(sizes, counts, clock)
     for scale, size in enumerate(sizes):
         count = counts[scale]
@@ -227,23 +230,37 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
             with work.outside():        # a daemon may run a preview job in there
                 if should_cancel():
                     raise Cancelled()
-        objective = fitted.FittedObjective(Objective(model, options, targets.content(resize(full_content, size)),
-                                                     targets.styles(style_images, keys, weights, size),
-                                                     final_size=work_size), size)
+        # Targets in the model's own precision (cached Grams are per precision), also after a switch.
+        content_target = targets.content(resize(full_content, size))
+        style_targets = targets.styles(style_images, keys, weights, size)
         shape = size + (3,)
 
-        def fun(flat, objective=objective, shape=shape):
-            value, grad, parts = objective.evaluate(flat.reshape(shape))
-            if extra_loss is not None:   # a term on the pixels, e.g. core/temporal.py: image -> (value, grad, parts)
-                more, more_grad, more_parts = extra_loss(flat.reshape(shape))
-                value, grad = value + more, grad + more_grad
-                parts = {**parts, **more_parts, "total_loss": value}
-            return value, grad, parts
+        def function(precision, content_target=content_target, style_targets=style_targets, shape=shape, size=size):
+            objective = fitted.FittedObjective(Objective(model, options, content_target, style_targets,
+                                                         final_size=work_size, precision=precision), size)
 
+            def fun(flat):
+                value, grad, parts = objective.evaluate(flat.reshape(shape))
+                if extra_loss is not None:   # a term on the pixels, e.g. core/temporal.py: image -> (value, grad, parts)
+                    more, more_grad, more_parts = extra_loss(flat.reshape(shape))
+                    value, grad = value + more, grad + more_grad
+                    parts = {**parts, **more_parts, "total_loss": value}
+                return value, grad, parts
+            return fun
+
+        lbfgs = dict(bounds=PIXEL_BOUNDS, ftol=FINAL_FTOL if final else COARSE_FTOL)
         if options["optimizer"] == "adam":
-            optimizer = Adam(fun, x, learning_rate=float(options["learning_rate"]))
+            optimizer = Adam(function(state["precision"]), x, learning_rate=float(options["learning_rate"]))
+        elif state["precision"] != "float32" and model.can_compute_in("float32"):
+            def switch(stuck, function=function, scale=scale):
+                state.update(precision="float32", note="%s until a failed line search at iteration %d (scale %d/%d, "
+                             "loss %.6g); float32 since" % (model.precision, done + 1, scale + 1, len(sizes),
+                                                            stuck.best_value))
+                log.info("job goes on in float32: %s", state["note"])
+                return function("float32")
+            optimizer = SwitchingLBFGS(function(state["precision"]), x, switch, **lbfgs)
         else:
-            optimizer = LBFGS(fun, x, bounds=PIXEL_BOUNDS, ftol=FINAL_FTOL if final else COARSE_FTOL)
+            optimizer = LBFGS(function(state["precision"]), x, **lbfgs)
         work.scale_set_up(scale, optimizer.evaluations)
         log.info("scale %d/%d: %dx%d, %d iterations", scale + 1, len(sizes), size[1], size[0], count)
 
@@ -259,7 +276,8 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
 
             on_progress(Progress(stage, scale, len(sizes), done, total_iterations, parts["content_loss"],
                                  parts["style_loss"], parts["tv_loss"], parts["total_loss"], clock() - started,
-                                 image, eta_s=work.eta_s(), fraction=work.fraction()))
+                                 image, eta_s=work.eta_s(), fraction=work.fraction(),
+                                 precision=state["precision"], precision_note=state["note"]))
 
         for iteration in range(1, count + 1):
             if should_cancel is not None:

@@ -126,13 +126,13 @@ def _cores(features, bounds):
 class _TilePasses:
     """The traced per-tile functions."""
 
-    def __init__(self, model, layers, pooling):
-        self.model, self.layers, self.pooling = model, layer_names(layers), pooling
+    def __init__(self, model, layers, pooling, precision=None):
+        self.model, self.layers, self.pooling, self.precision = model, layer_names(layers), pooling, precision
         self.core_features = tf.function(self._core_features, input_signature=tile_signature(len(self.layers)))
         self.core_grams = tf.function(self._core_grams, input_signature=tile_signature(len(self.layers)))
 
     def _core_features(self, tile, bounds):
-        return _cores(self.model.forward(tile, self.layers, self.pooling), bounds)
+        return _cores(self.model.forward(tile, self.layers, self.pooling, self.precision), bounds)
 
     def _core_grams(self, tile, bounds):
         return [gram(core) for core in self._core_features(tile, bounds)]
@@ -192,7 +192,7 @@ class TiledObjective:
         self.model = objective.model
         self.core = core
         self._layers = (objective.content_layer,) + objective.style_layers
-        self._passes = _TilePasses(self.model, self._layers, objective.pooling)
+        self._passes = _TilePasses(self.model, self._layers, objective.pooling, objective.precision)
         self._content_target = (objective.content_target.numpy() if objective.content_target is not None else None)
         self._style_targets = [t.numpy().astype(np.float64) for t in objective.style_targets]
         self._gradient = tf.function(self._surrogate_gradient, input_signature=tile_signature(len(self._layers)) + [
