@@ -11,6 +11,9 @@
    when it does not get there, the ratio printed is a lower bound ("> x").
 3. During each default job: the ETA reported at 25/50/75 % of the work against the time that was
    really left.
+4. `--switch-sizes 256,512`: the default job in bfloat16 as the product runs it (on to float32 at
+   its first failed line search) against the same job without that switch (the benchmark tells its
+   model it has no float32 weights), one after the other; `--switch-float32` adds the float32 job.
 
     python benchmarks/bench_look.py [--weights VGG19.h5] [--precision-sizes 256,512] [--race-sizes 256,512]
 """
@@ -31,8 +34,9 @@ def load():
     return os.getloadavg() if hasattr(os, "getloadavg") else None
 
 
-def default_job(model, content, style, options):
-    """(trace [(wall s, final-scale loss, CPU s)], total wall s, result, eta checks, total CPU s)."""
+def default_job(model, content, style, options, seen=None):
+    """(trace [(wall s, final-scale loss, CPU s)], total wall s, result, eta checks, total CPU s).
+    `seen` (a dict) gets the first progress that says why the precision changed."""
     from engine_server.core.stylize import StyleInput, stylize
 
     trace, events = [], []
@@ -41,6 +45,9 @@ def default_job(model, content, style, options):
     def on_progress(progress):
         now = time.perf_counter() - start
         events.append((now, progress.fraction, progress.eta_s))
+        if seen is not None and progress.precision_note and "note" not in seen:
+            seen.update(note=progress.precision_note, wall_s=now, cpu_s=time.process_time() - cpu_start,
+                        iteration=progress.iteration)
         if progress.scale == progress.scales - 1:
             trace.append((now, progress.total_loss, time.process_time() - cpu_start))
 
@@ -77,6 +84,44 @@ def adam(model, content, style, options, target, budget_s, max_steps):
             "cpu_s": time.process_time() - cpu_start, "loss": optimizer.best_value}
 
 
+def switch_race(weights, size, with_float32):
+    """The bfloat16 default job with and without its float32 finish (and float32 alone)."""
+    from engine_server.core.model import VGG19Features
+    from shared.options import defaults
+
+    content, style = load_inputs(size)
+    options = dict(defaults(), max_size=size)
+    if size <= 256:
+        options.update(loss_normalization="seed", style_weight=10.0, content_weight=1.0, tv_weight=0.0)
+    stuck = VGG19Features.load(weights, precision="bfloat16")
+    stuck.can_compute_in = lambda precision: precision == "bfloat16"      # the job before the switch
+    runs = [("bfloat16, no switch", stuck), ("bfloat16 -> float32", VGG19Features.load(weights, precision="bfloat16"))]
+    if with_float32:
+        runs.append(("float32", VGG19Features.load(weights, precision="float32")))
+    rows = []
+    # Each job reports losses in the precision it computes in; the results are also judged in float32.
+    judge = build_objective(runs[-1][1] if with_float32 else VGG19Features.load(weights, precision="float32"),
+                            content, style, options)
+    for name, model in runs:
+        seen, load_before = {}, load()
+        trace, total, result, _, cpu = default_job(model, content, style, options, seen)
+        exact = judge.evaluate(result)[0]
+        rows.append({"job": name, "final_loss": trace[-1][1], "float32_loss": exact, "wall_s": total, "cpu_s": cpu,
+                     "switch": seen, "load": [load_before, load()], "trace": trace})
+        print("switch race %d px (%s): %s: final loss %.5g (in float32: %.5g), %.1f s, %.1f CPU s, load %s -> %s; %s"
+              % (size, options["loss_normalization"], name, trace[-1][1], exact, total, cpu, load_before, load(),
+                 seen or "no switch"), flush=True)
+    target = rows[0]["final_loss"]
+    for row in rows[1:]:
+        reached = next(((w, c) for w, loss, c in row["trace"] if loss <= target), None)
+        row["to_no_switch_loss"] = reached
+        print("  %s reaches the no-switch job's final loss %.5g after %s (wall s, CPU s); it took %.1f s, %.1f CPU s"
+              % (row["job"], target, reached, rows[0]["wall_s"], rows[0]["cpu_s"]), flush=True)
+    for row in rows:
+        del row["trace"]
+    return {"size": size, "rows": rows}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="issue 14 benchmark")
     parser.add_argument("--weights")
@@ -89,6 +134,8 @@ def main(argv=None):
     parser.add_argument("--adam-budget-factor", type=float, default=6.0,
                         help="stop Adam after this many times the default job's time (enough to decide >= 5x)")
     parser.add_argument("--adam-steps", type=int, default=1000)
+    parser.add_argument("--switch-sizes", default="")
+    parser.add_argument("--switch-float32", action="store_true")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
 
@@ -106,8 +153,10 @@ def main(argv=None):
             models[precision] = VGG19Features.load(weights, precision=precision)
         return models[precision]
 
-    results = {"cpu_count": os.cpu_count(), "load_start": load(), "precision": [], "race": []}
+    results = {"cpu_count": os.cpu_count(), "load_start": load(), "precision": [], "race": [], "switch": []}
     print("CPUs %d, load %s" % (os.cpu_count(), load()), flush=True)
+    for size in [int(s) for s in args.switch_sizes.split(",") if s]:
+        results["switch"].append(switch_race(weights, size, args.switch_float32))
     for size in [int(s) for s in args.race_sizes.split(",") if s]:
         content, style = load_inputs(size)
         options = dict(defaults(), max_size=size)

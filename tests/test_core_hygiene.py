@@ -89,9 +89,9 @@ def test_eta_follows_the_work_left_of_a_three_scale_job(fake_model, monkeypatch)
 
     features = type(fake_model).features
 
-    def timed_features(self, rgb, layers, pooling="max"):
+    def timed_features(self, rgb, layers, pooling="max", precision=None):
         clock.now += 0.5e-6 * np.shape(rgb)[-3] * np.shape(rgb)[-2] + 1e-4
-        return features(self, rgb, layers, pooling)
+        return features(self, rgb, layers, pooling, precision)
 
     monkeypatch.setattr(losses_module.Objective, "evaluate", timed_evaluate)
     monkeypatch.setattr(type(fake_model), "features", timed_features)

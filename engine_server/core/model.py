@@ -112,7 +112,7 @@ class VGG19Features:
         self._feature_functions = {}
 
     def _build(self, arrays, precision):
-        with tf.device(self.device):
+        with tf.init_scope(), tf.device(self.device):      # eager constants, also when first asked while tracing
             self._constants[precision] = [(name, tf.constant(kernel, dtype=precision), tf.constant(bias, dtype=precision))
                                           for name, kernel, bias in arrays]
         return self._constants[precision]
@@ -151,14 +151,15 @@ class VGG19Features:
             outputs[name] = x
         return [tf.cast(outputs[name], tf.float32) for name in wanted]
 
-    def features(self, rgb, layers, pooling="max"):
+    def features(self, rgb, layers, pooling="max", precision=None):
         """Eager helper: rgb HxWx3 (or BxHxWx3) 0..255 -> {keras layer name: float32 tensor (B,H,W,C)}."""
         wanted = layer_names(layers)
         check_size(np.shape(rgb)[-3:-1], wanted)
-        key = (wanted, pooling)
+        precision = precision or self.precision
+        key = (wanted, pooling, precision)
         if key not in self._feature_functions:
             self._feature_functions[key] = tf.function(
-                lambda x: self.forward(x, wanted, pooling),
+                lambda x: self.forward(x, wanted, pooling, precision),
                 input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         rgb = tf.convert_to_tensor(rgb, tf.float32)
         if rgb.shape.rank == 3:

@@ -96,8 +96,9 @@ def blend_weights(styles, options):
 class _Targets:
     """Content features and blended, rescaled style Grams for one working size."""
 
-    def __init__(self, model, options, gram_cache):
+    def __init__(self, model, options, gram_cache, precision=None):
         self.model, self.options, self.gram_cache = model, options, gram_cache
+        self.precision = precision or model.precision
         self.pooling = options["pooling"]
         self.content_layer = layer_names([options["content_layer"]])[0]
         self.style_layers = layer_names(options["style_layers"])
@@ -105,10 +106,10 @@ class _Targets:
     def content(self, content, always=False):
         if not always and float(self.options["content_weight"]) == 0.0:   # saves a forward pass
             return None
-        layer, model, pooling = self.content_layer, self.model, self.pooling
+        layer, model, pooling, precision = self.content_layer, self.model, self.pooling, self.precision
         return fitted.fitted(content.shape[:2], [layer], model.device,
-                             lambda: model.features(content, [layer], pooling)[layer].numpy(),
-                             lambda core: tiling.tiled_features(model, content, layer, pooling, core))
+                             lambda: model.features(content, [layer], pooling, precision)[layer].numpy(),
+                             lambda core: tiling.tiled_features(model, content, layer, pooling, core, precision))
 
     def style_grams(self, image, key):
         """{layer: Gram of the style image at its own size}; asks and fills the cache when keyed."""
@@ -121,14 +122,14 @@ class _Targets:
                     grams[name] = np.asarray(cached, np.float32)
         missing = [name for name in self.style_layers if name not in grams]
         if missing:
-            model, pooling = self.model, self.pooling
+            model, pooling, precision = self.model, self.pooling, self.precision
 
             def whole():
-                features = model.features(image, missing, pooling)
+                features = model.features(image, missing, pooling, precision)
                 return {name: gram(features[name]).numpy() for name in missing}
 
             grams.update(fitted.fitted(size, missing, model.device, whole,
-                                       lambda core: tiling.tiled_grams(model, image, missing, pooling, core)))
+                                       lambda core: tiling.tiled_grams(model, image, missing, pooling, core, precision)))
             for name in missing:
                 if key is not None and self.gram_cache is not None:
                     self.gram_cache.put(key, size, name, self.pooling, grams[name])
@@ -230,14 +231,15 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
             with work.outside():        # a daemon may run a preview job in there
                 if should_cancel():
                     raise Cancelled()
-        # Targets in the model's own precision (cached Grams are per precision), also after a switch.
-        content_target = targets.content(resize(full_content, size))
-        style_targets = targets.styles(style_images, keys, weights, size)
         shape = size + (3,)
 
-        def function(precision, content_target=content_target, style_targets=style_targets, shape=shape, size=size):
-            objective = fitted.FittedObjective(Objective(model, options, content_target, style_targets,
-                                                         final_size=work_size, precision=precision), size)
+        def function(precision, shape=shape, size=size):
+            # After a switch the targets are float32 too (uncached: a cache holds the model's precision).
+            job_targets = targets if precision == model.precision else _Targets(model, options, None, precision)
+            objective = fitted.FittedObjective(Objective(
+                model, options, job_targets.content(resize(full_content, size)),
+                job_targets.styles(style_images, keys if job_targets is targets else [None] * len(keys), weights, size),
+                final_size=work_size, precision=precision), size)
 
             def fun(flat):
                 value, grad, parts = objective.evaluate(flat.reshape(shape))

@@ -144,10 +144,10 @@ class _TilePasses:
                 yield tile, function(tf.constant(grid.cut(image, tile)[np.newaxis]), tf.constant(grid.core_bounds(tile)))
 
 
-def tiled_grams(model, image, layers, pooling, core):
+def tiled_grams(model, image, layers, pooling, core, precision=None):
     """{keras layer name: Gram (N, N) float32} of an HxWx3 image, summed over tiles."""
     grid = TileGrid(image.shape[:2], layers, core)
-    passes = _TilePasses(model, grid.layers, pooling)
+    passes = _TilePasses(model, grid.layers, pooling, precision)
     sums = [0.0] * len(grid.layers)
     for _, grams in passes.run(passes.core_grams, grid, image):
         sums = [total + g.numpy().astype(np.float64) for total, g in zip(sums, grams)]
@@ -155,10 +155,10 @@ def tiled_grams(model, image, layers, pooling, core):
     return {name: np.asarray(total, np.float32) for name, total in zip(grid.layers, sums)}
 
 
-def tiled_features(model, image, layer, pooling, core):
+def tiled_features(model, image, layer, pooling, core, precision=None):
     """Features (1, h, w, C) float32 of one layer for an HxWx3 image, assembled from tiles' cores."""
     grid = TileGrid(image.shape[:2], [layer], core)
-    passes = _TilePasses(model, grid.layers, pooling)
+    passes = _TilePasses(model, grid.layers, pooling, precision)
     result = None
     for tile, (features,) in passes.run(passes.core_features, grid, image):
         features = features.numpy()
