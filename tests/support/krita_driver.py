@@ -429,10 +429,21 @@ def case_autostart(case, ctl):
         out["pid"] = client.status().get("pid")
         client.shutdown()
     except ClientError as error:
-        out["shutdown_error"] = str(error)
+        out["shutdown_error"] = "%s; the engine log ends: %s" % (error, engine_log_tail())
     finally:
         client.close()
     return out
+
+
+def engine_log_tail(lines=12):
+    """The engine log's last lines without TensorFlow's noise (what stopped an engine that went away)."""
+    from neural_style.shared import paths
+    try:
+        with open(os.path.join(paths.state_dir(), "engine.log"), encoding="utf-8", errors="replace") as log:
+            kept = [line.strip() for line in log if " engine_server" in line]
+    except OSError as error:
+        return "(no engine log: %s)" % error
+    return " | ".join(kept[-lines:])
 
 
 def docker_texts():
@@ -567,7 +578,7 @@ def case_engine_faults(case, ctl):
     if again["pid"]:
         error = shut_down_engine(endpoint)
         if error:
-            out["shutdown_error"] = error
+            out["shutdown_error"] = "%s; the engine log ends: %s" % (error, engine_log_tail())
     out["pids"] = [p for p in (pid, again["pid"]) if p]
     return out
 
