@@ -6,6 +6,7 @@ Standard library + pyzmq + msgpack, Python 3.9+ (runs inside Krita's and GIMP's 
 Debian's python3-zmq, which may be as old as pyzmq 24).
 """
 
+import contextlib
 import os
 import threading
 import time
@@ -135,7 +136,6 @@ class Client(LibraryCalls):
         self.close()
 
     # ----------------------------------------------------------------------------------- jobs
-
     def submit(self, image: p.Pixels, styles: Sequence[p.StyleRef], options: Optional[Dict[str, Any]] = None,
                mask: Optional[p.Pixels] = None, priority: str = "normal", previous_frame: Any = None) -> Job:
         """Send a job; returns once the engine accepted it (JobFailed if it refused, EngineOutdated if an
@@ -161,11 +161,11 @@ class Client(LibraryCalls):
             self.connect()
             req = self._new_req()
             self._send(p.encode(p.message(p.SHUTDOWN, req=req)))
-            self._await_reply(req)
+            with contextlib.suppress(EngineLost):   # gone before its ok was read: it stopped, as asked
+                self._await_reply(req)
         self.close()
 
     # ----------------------------------------------------------------------------------- internals
-
     def _new_req(self) -> int:
         self._next_req += 1
         return self._next_req
