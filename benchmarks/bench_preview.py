@@ -10,7 +10,7 @@
    begun and gives way), after the warm-up is done, and 1.5 s after with options the warm-up does
    not cover (avg pooling: its own trace); a client's hello and round trips during the warm-up.
 
-    python benchmarks/bench_preview.py [--weights VGG19.h5] [--rounds 5] [--fresh 0]
+    python benchmarks/bench_preview.py [--weights VGG19.h5] [--rounds 5] [--fresh 0] [--full-scales 0]
 
 Without --weights it writes the seeded random test weights (same layout and cost). The machine is
 shared: the load average is printed with the figures.
@@ -147,6 +147,8 @@ def main():
     parser.add_argument("--weights")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--fresh", type=int, default=0, help="rounds of the fresh-engine cases (then only those)")
+    parser.add_argument("--full-scales", type=int, default=0,
+                        help="the full job's scales (0: automatic, its first scale is 256 px; 1: 512 px from the start)")
     args = parser.parse_args()
     from tests.support.engine_fixture import running_engine, short_temp_dir
 
@@ -172,7 +174,7 @@ def main():
                   % cold)
             idle_before = rounds(artist, content, style, args.rounds)
             print(describe("idle engine:", *idle_before))
-            full = other.submit(full_image, [style], FULL)
+            full = other.submit(full_image, [style], dict(FULL, scales=args.full_scales))
             while True:      # two progress events apart in time: the full job's pace before the previews
                 event = full.poll(600)
                 if event.type == "progress" and event.header["iteration"] >= 3:

@@ -36,7 +36,8 @@ def _run(args: argparse.Namespace) -> int:
         run(args.endpoint, args.weights, _limits(args), library_folder=args.library, quiet=args.quiet,
             curve_folder=args.curve_dir, force_curve=args.curve,
             job_memory_bytes=None if args.job_memory_mib is None else args.job_memory_mib << 20,
-            precision=args.precision, idle_timeout=args.idle_timeout, gpu_memory_mib=args.gpu_memory_mib)
+            precision=args.precision, idle_timeout=args.idle_timeout, gpu_memory_mib=args.gpu_memory_mib,
+            nice=args.nice)
     except DaemonError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
@@ -46,8 +47,10 @@ def _run(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace) -> int:
     from ..daemon.lifecycle import DaemonError, start
     try:
-        welcome = start(args.endpoint, args.weights, timeout=args.timeout,
-                        extra=["--idle-timeout", "%g" % args.idle_timeout] if args.idle_timeout else None)
+        extra = ["--idle-timeout", "%g" % args.idle_timeout] if args.idle_timeout else []
+        if args.nice != DEFAULT_NICE:
+            extra += ["--nice", str(args.nice)]
+        welcome = start(args.endpoint, args.weights, timeout=args.timeout, extra=extra or None)
     except DaemonError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
@@ -94,6 +97,23 @@ def _idle_timeout(parser: argparse.ArgumentParser) -> None:
                              "calls); 0 = never (the default; an engine a plugin starts gets 600)")
 
 
+DEFAULT_NICE = 10
+
+
+def _niceness(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 19:
+        raise argparse.ArgumentTypeError("expected 0 to 19, got %s" % text)
+    return value
+
+
+def _nice(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nice", type=_niceness, default=DEFAULT_NICE, metavar="N",
+                        help="run at a CPU priority N steps lower (0 to 19, default %d), so that the editor and "
+                             "the desktop stay smooth while the engine computes; 0 keeps the caller's priority"
+                             % DEFAULT_NICE)
+
+
 def register(subparsers) -> None:
     run = subparsers.add_parser("run", help="run the engine in the foreground (logs also go to stderr)")
     _common(run, weights=True)
@@ -120,6 +140,7 @@ def register(subparsers) -> None:
     run.add_argument("--gpu-memory-mib", type=int, default=None,
                      help="GPU memory the engine may take, per GPU (default: as it needs it, never all at once)")
     _idle_timeout(run)
+    _nice(run)
     run.add_argument("--library", default=None, help="style library folder (default: the per-user one)")
     run.add_argument("--quiet", action="store_true", help="log to the log file only")
     run.add_argument("--curve-dir", default=None,
@@ -133,6 +154,7 @@ def register(subparsers) -> None:
     _common(start, weights=True)
     start.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it to answer")
     _idle_timeout(start)
+    _nice(start)
     start.set_defaults(func=_start)
 
     stop = subparsers.add_parser("stop", help="stop the background engine")

@@ -163,8 +163,9 @@ def check_endpoint_security(endpoint: str, curve_folder: Optional[str] = None,
 def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: Optional[Dict[str, Any]] = None,
         library_folder: Optional[str] = None, quiet: bool = False, curve_folder: Optional[str] = None,
         force_curve: bool = False, job_memory_bytes: Optional[int] = None, precision: str = "auto",
-        idle_timeout: float = 0.0, gpu_memory_mib: Optional[int] = None) -> None:
-    """Serve until stopped (SIGTERM, SIGINT or a shutdown message). Raises DaemonError with a sentence."""
+        idle_timeout: float = 0.0, gpu_memory_mib: Optional[int] = None, nice: int = 0) -> None:
+    """Serve until stopped (SIGTERM, SIGINT or a shutdown message). Raises DaemonError with a sentence.
+    `nice` lowers the CPU priority by that many steps first (before TensorFlow starts its threads)."""
     try:
         endpoint = endpoints.resolve(endpoint)
     except endpoints.EndpointError as error:
@@ -175,6 +176,7 @@ def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: O
     try:
         log_path = setup_logging(to_stderr=not quiet)
         log.info("engine starting on %s (pid %d)", endpoint, os.getpid())
+        lower_cpu_priority(nice)
         _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision,
                idle_timeout, gpu_memory_mib)
     except DaemonError as error:
@@ -183,6 +185,19 @@ def run(endpoint: Optional[str] = None, weights: Optional[str] = None, limits: O
         raise
     finally:
         lock.release()
+
+
+def lower_cpu_priority(steps: int) -> None:
+    """Lower this process's CPU priority by `steps`. On Linux a thread's priority is its own and the
+    threads it creates inherit it, so this runs before TensorFlow creates its thread pools. Measured
+    (docs/benchmarks.md, "Krita's event loop during a job"): at the same priority, the engine's
+    threads kept the display server and Krita's canvas from the CPU for up to 60 ms at a time."""
+    if steps <= 0 or not hasattr(os, "nice"):
+        return
+    try:
+        log.info("CPU priority lowered by %d (nice %d): the editor and the desktop come first", steps, os.nice(steps))
+    except OSError as error:
+        log.warning("could not lower the CPU priority: %s", error)
 
 
 def _serve(endpoint, weights, limits, library_folder, curve, log_path, job_memory_bytes, precision,
