@@ -21,10 +21,10 @@ import os
 import sys
 import time
 
-import numpy as np
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+import engine_server  # noqa: E402,F401  (before numpy: its BLAS threads as the engine has them)
+import numpy as np  # noqa: E402
 DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "images")
 BORDER = 4
 

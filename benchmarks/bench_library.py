@@ -22,9 +22,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
+import engine_server  # noqa: E402,F401  (before numpy: its BLAS threads as the engine has them)
 import numpy as np  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from engine_server.core.errors import Cancelled  # noqa: E402
 from engine_server.core.images import load_rgb  # noqa: E402
