@@ -15,6 +15,7 @@ import gimp_layers as layers_io     # noqa: E402
 import gimp_pixels as pixels        # noqa: E402
 import gimp_progress as progress    # noqa: E402
 from gimp_arguments import UserError  # noqa: E402
+from gimp_feedback import RunFeedback  # noqa: E402
 
 
 def frame_layers(image, values=None):
@@ -95,32 +96,25 @@ def stylize_frames(client, protocol, image, values, style, style_name, options, 
     sequence = FrameSequence(client, count, read_frame, [style], options,
                              protocol.Pixels(width, height, 1, "u8", mask) if mask is not None else None)
     started = time.monotonic()
-    cancel_sent = False
+    feedback = RunFeedback(cancel_window)
     try:
         while True:
             try:
                 item = sequence.poll(0.05)
             except _FrameSizeError as error:
                 raise UserError(str(error)) from None
-            if cancel_window is not None:
-                cancel_window.pump()
-                if cancel_window.cancelled and not cancel_sent:
-                    sequence.cancel()
-                    cancel_sent = True
+            if feedback.cancel_now():
+                sequence.cancel()
             if item is None:
                 if sequence.done:
-                    if cancel_sent:          # cancelled between two frames
+                    if feedback.cancel_sent:          # cancelled between two frames
                         return False
                     raise stopped(sequence.finished, "the engine ended the job without a result")
                 continue
             index, event = item.index, item.event
             if event.type == "progress":
                 text = progress.titled(sequence.progress_text(event.header))
-                done = progress.fraction(event.header, index, count)
-                Gimp.progress_set_text(text)
-                Gimp.progress_update(done)
-                if cancel_window is not None:
-                    cancel_window.update(text, done)
+                feedback.show(text, progress.fraction(event.header, index, count))
                 if event.pixels is not None:
                     show(index, event.pixels)
             elif event.type == "result":

@@ -23,6 +23,7 @@ if os.path.isdir(os.path.join(sys.path[0], "vendor")):
 
 import gimp_arguments as arguments  # noqa: E402
 import gimp_frames as frames        # noqa: E402
+from gimp_feedback import RunFeedback  # noqa: E402
 import gimp_layers as layers_io     # noqa: E402
 import gimp_pixels as pixels        # noqa: E402
 import gimp_progress as progress    # noqa: E402
@@ -295,7 +296,7 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
 
     Gimp.progress_set_text(progress.status_text({"stage": "waiting for the engine"}, layer.get_name(), index, count))
     started = time.monotonic()
-    cancel_sent = False
+    feedback = RunFeedback(cancel_window)
     previews = 0
     from shared.client import ClientError
     try:
@@ -304,11 +305,8 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
                             mask=protocol.Pixels(width, height, 1, "u8", mask) if mask is not None else None)
         while True:
             event = job.poll(0.05)
-            if cancel_window is not None:
-                cancel_window.pump()
-                if cancel_window.cancelled and not cancel_sent:
-                    job.cancel()
-                    cancel_sent = True
+            if feedback.cancel_now():
+                job.cancel()
             if event is None:
                 if job.done:
                     raise UserError("layer '%s' could not be stylized: the engine ended the job without a "
@@ -316,11 +314,7 @@ def stylize_layer(client, protocol, image, layer, style, style_name, options, in
                 continue
             if event.type == "progress":
                 text = progress.status_text(event.header, layer.get_name(), index, count)
-                done = progress.fraction(event.header, index, count)
-                Gimp.progress_set_text(text)
-                Gimp.progress_update(done)
-                if cancel_window is not None:
-                    cancel_window.update(text, done)
+                feedback.show(text, progress.fraction(event.header, index, count))
                 if event.pixels is not None:
                     show(event.pixels)
                     if not previews:
