@@ -60,3 +60,31 @@ def test_a_preview_run_inside_the_cancel_check_is_not_the_jobs_time(fake_model, 
     for index in (within, between):
         events, end = run_paused_job(fake_model, monkeypatch, index)
         check_eta_after(events, end, index)
+
+
+def test_after_a_bfloat16_job_goes_on_in_float32_the_eta_is_measured_at_the_new_pace(fake_weights, monkeypatch):
+    """A float32 evaluation costs 6x a bfloat16 one here (on this CPU 1.7x; the stalled bfloat16 line
+    searches take ~3 evaluations per iteration, so 6x makes the two paces per iteration differ): once the
+    job has gone on in float32 for a few iterations, the ETA is the float32 pace's, not an average."""
+    from tests.test_core_precision import noisy_in, random_image
+    from engine_server.core.model import VGG19Features
+    from engine_server.core.weights import load_vgg19_weights
+
+    clock = Clock()
+    evaluate = losses_module.Objective.evaluate
+
+    def timed_evaluate(self, image):
+        clock.wall += 6.0 if self.precision == "float32" else 1.0
+        return evaluate(self, image)
+
+    monkeypatch.setattr(losses_module.Objective, "evaluate", timed_evaluate)
+    model = noisy_in(VGG19Features(load_vgg19_weights(fake_weights), precision="bfloat16"), "bfloat16")
+    events = []
+    stylize(model, random_image(5, (48, 40)), [StyleInput(random_image(6, (40, 40)))],
+            {"iterations": 80, "max_size": 48, "scales": 1}, clock=lambda: clock.wall,
+            on_progress=lambda p: events.append((clock.wall, p.iteration, p.eta_s, p.precision)))
+    end = clock.wall
+    switched = next(i for i, event in enumerate(events) if event[3] == "float32")
+    assert 10 <= events[switched][1] <= 60, events[switched]      # room before and after the switch
+    now, iteration, eta, _ = events[switched + 8]
+    assert eta == pytest.approx(end - now, rel=0.15), (iteration, eta, end - now)

@@ -62,8 +62,9 @@ class Work:
         self.evaluations_done = [0] * len(self.counts)
         self.measure_from = None       # clock when the first scale had been set up
         self.units_since = 0.0         # units done since then
-        self.scale_from = None         # clock when the current scale had been set up
+        self.scale_from = None         # clock when the current scale had been set up (or its pace changed)
         self.scale_units = 0.0         # units done in the current scale since then
+        self.since = (0, 0)            # the current scale's (iterations, evaluations) at that moment
         self.excluded = 0.0            # seconds spent outside the job (`outside`)
         self._fraction = 0.0
 
@@ -85,6 +86,7 @@ class Work:
         self.scale = scale
         self.evaluations_done[scale] = evaluations
         self.scale_from, self.scale_units = self._now(), 0.0
+        self.since = (0, evaluations)
         if self.measure_from is None:
             self.measure_from = self._now()
         else:
@@ -97,16 +99,24 @@ class Work:
         self.scale_units += units
         self.iterations_done[scale], self.evaluations_done[scale] = iterations, evaluations
 
+    def pace_changed(self):
+        """From now on an evaluation costs something else and the optimizer starts afresh (a bfloat16
+        job went on in float32): the current scale's speed and evaluations per iteration are measured
+        again from here, not averaged with the old ones."""
+        self.scale_from, self.scale_units = self._now(), 0.0
+        self.since = (self.iterations_done[self.scale], self.evaluations_done[self.scale])
+
     def skip_rest(self, scale):
         """The scale stopped early: its remaining iterations are no longer work to do."""
         self.counts[scale] = self.iterations_done[scale]
 
     def _evaluations_per_iteration(self):
-        """Of the current scale once it has made a few iterations (line searches get longer as a
-        job goes on), else of the whole job so far."""
-        current = self.iterations_done[self.scale]
+        """Of the current scale (since its pace last changed) once it has made a few iterations (line
+        searches get longer as a job goes on), else of the whole job so far."""
+        iterations, evaluations = self.since
+        current = self.iterations_done[self.scale] - iterations
         if current >= MEASURED_EVALUATIONS:
-            return max(1.0, (self.evaluations_done[self.scale] - 1) / current)
+            return max(1.0, (self.evaluations_done[self.scale] - evaluations) / current)
         iterations = sum(self.iterations_done)
         setups = self.scale + 1
         evaluations = sum(self.evaluations_done) - setups      # each optimizer's first evaluation is set-up

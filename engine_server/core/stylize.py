@@ -286,9 +286,12 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
                 with work.outside():    # a daemon may run a preview job in there
                     if should_cancel():
                         raise Cancelled()
+            switched = getattr(optimizer, "switched", False)
             optimizer.step()
             done += 1
             work.iterated(scale, iteration, optimizer.evaluations)
+            if getattr(optimizer, "switched", False) != switched:
+                work.pace_changed()     # after this step: its float32 tracing is not the new pace
             report("optimize")
             if optimizer.converged and iteration < count:
                 left = count - iteration
