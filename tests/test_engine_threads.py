@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from shared.client import Client
 from shared.protocol import Pixels, StyleRef
 from tests.support.engine_fixture import REPO, running_engine, short_temp_dir
@@ -58,22 +60,15 @@ def run_a_job(endpoint):
     assert outcome.type == "result", outcome.header
 
 
-def test_every_thread_of_the_engine_runs_below_the_editors_priority(fake_weights):
+@pytest.mark.parametrize("extra_args, lowered_by", [((), 10), (("--nice", "0"), 0)], ids=["default", "nice-0"])
+def test_every_thread_of_the_engine_runs_at_the_priority_asked(fake_weights, extra_args, lowered_by):
+    """By default 10 steps below the editor's priority (the one who started it: here, the tests');
+    --nice 0 keeps it."""
     home = short_temp_dir()
     endpoint = "ipc://" + os.path.join(home, "engine.sock")
     own = os.nice(0)
-    with running_engine(endpoint, fake_weights, home=home) as engine:
+    with running_engine(endpoint, fake_weights, home=home, extra_args=extra_args) as engine:
         run_a_job(endpoint)
         niceness = niceness_of_threads(engine.process.pid)
     assert len(niceness) > 3, niceness      # the main thread, the I/O loop, the worker, TensorFlow's pools
-    assert set(niceness.values()) == {min(19, own + 10)}, niceness
-
-
-def test_nice_0_keeps_the_callers_priority(fake_weights):
-    home = short_temp_dir()
-    endpoint = "ipc://" + os.path.join(home, "engine.sock")
-    own = os.nice(0)
-    with running_engine(endpoint, fake_weights, home=home, extra_args=("--nice", "0")) as engine:
-        run_a_job(endpoint)
-        niceness = niceness_of_threads(engine.process.pid)
-    assert set(niceness.values()) == {own}, niceness
+    assert set(niceness.values()) == {min(19, own + lowered_by)}, niceness

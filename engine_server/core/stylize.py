@@ -219,6 +219,13 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
     # failed line search the job goes on in float32 (benchmarks.md, issue 14).
     state = {"precision": model.precision, "note": ""}
     work = Work(sizes, counts, clock)
+
+    def cancel_point():
+        if should_cancel is not None:
+            with work.outside():        # a daemon may run a preview job in there
+                if should_cancel():
+                    raise Cancelled()
+
     for scale, size in enumerate(sizes):
         count = counts[scale]
         final = scale == len(sizes) - 1
@@ -227,10 +234,7 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
         previous_change = x - base
         base = resize(start, size)
         x = np.clip(base + resize(previous_change, size), 0.0, 255.0)
-        if should_cancel is not None:
-            with work.outside():        # a daemon may run a preview job in there
-                if should_cancel():
-                    raise Cancelled()
+        cancel_point()
         shape = size + (3,)
 
         def function(precision, shape=shape, size=size):
@@ -282,15 +286,12 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
                                  precision=state["precision"], precision_note=state["note"]))
 
         for iteration in range(1, count + 1):
-            if should_cancel is not None:
-                with work.outside():    # a daemon may run a preview job in there
-                    if should_cancel():
-                        raise Cancelled()
-            switched = getattr(optimizer, "switched", False)
+            cancel_point()
+            precision = state["precision"]
             optimizer.step()
             done += 1
             work.iterated(scale, iteration, optimizer.evaluations)
-            if getattr(optimizer, "switched", False) != switched:
+            if state["precision"] != precision:
                 work.pace_changed()     # after this step: its float32 tracing is not the new pace
             report("optimize")
             if optimizer.converged and iteration < count:
