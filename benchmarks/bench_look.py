@@ -8,7 +8,9 @@
    0.1/255, single scale, clipped; `--adam-precision`, float32 like the tutorial) on the same objective. At
    256 px the objective is `seed`, style weight 10, content weight 1, TV 0 (the issue's setting);
    at 512 px the defaults. Adam runs until it reaches the job's final loss or `--adam-budget-s`;
-   when it does not get there, the ratio printed is a lower bound ("> x").
+   when it does not get there, the ratio printed is a lower bound ("> x"). Also printed: the ratio
+   had the job stopped after 25/50/75 % of its final-scale iterations (how it falls as a job goes on).
+   `--race-scales N` runs the job on N scales instead of the automatic plan.
 3. During each default job: the ETA reported at 25/50/75 % of the work against the time that was
    really left.
 4. `--switch-sizes 256,512`: the default job in bfloat16 as the product runs it (on to float32 at
@@ -69,19 +71,32 @@ def adam(model, content, style, options, target, budget_s, max_steps):
     start, cpu_start = time.perf_counter(), time.process_time()
     optimizer = Adam(lambda x: objective.evaluate(x.reshape(shape)), content, learning_rate=0.02 * 255,
                      beta1=0.99, epsilon=0.1 / 255, bounds=(0.0, 255.0))
+    trace = []      # (wall s, CPU s, best loss) after each step
     for step in range(1, max_steps + 1):
         optimizer.step()
         now = time.perf_counter() - start
+        trace.append((now, time.process_time() - cpu_start, float(optimizer.best_value)))
         if optimizer.best_value <= target:
             return {"reached": True, "steps": step, "wall_s": now, "cpu_s": time.process_time() - cpu_start,
-                    "loss": optimizer.best_value}
+                    "loss": optimizer.best_value, "trace": trace}
         if now > budget_s:
             break
         if step % 50 == 0:
             print("    adam step %d: %.4g at %.0f s (target %.4g)" % (step, optimizer.best_value, now, target),
                   flush=True)
     return {"reached": False, "steps": step, "wall_s": time.perf_counter() - start,
-            "cpu_s": time.process_time() - cpu_start, "loss": optimizer.best_value}
+            "cpu_s": time.process_time() - cpu_start, "loss": optimizer.best_value, "trace": trace}
+
+
+def ratios_along(job_trace, adam_trace):
+    """The race's wall ratio had the job stopped after 25/50/75/100 % of its final-scale iterations:
+    [(share, job wall s, job loss, Adam's wall s to that loss or None)]."""
+    rows = []
+    for share in (0.25, 0.5, 0.75, 1.0):
+        wall, loss, _ = job_trace[max(0, int(round(share * len(job_trace))) - 1)]
+        reached = next((a_wall for a_wall, _, a_loss in adam_trace if a_loss <= loss), None)
+        rows.append((share, wall, loss, reached))
+    return rows
 
 
 def switch_race(weights, size, with_float32):
@@ -128,6 +143,7 @@ def main(argv=None):
     parser.add_argument("--precision-sizes", default="256,512")
     parser.add_argument("--race-sizes", default="256,512")
     parser.add_argument("--race-precision", default="auto", help="the default job's (the product's default)")
+    parser.add_argument("--race-scales", type=int, default=0, help="the job's scales (0: automatic, the default)")
     parser.add_argument("--adam-precision", default="float32", help="the tutorial's Adam's (the tutorial: float32)")
     parser.add_argument("--precision-iterations", default="",
                         help="iterations of the precision race's jobs per size, e.g. '200,60' (default: the default)")
@@ -162,6 +178,7 @@ def main(argv=None):
         options = dict(defaults(), max_size=size)
         if size <= 256:
             options.update(loss_normalization="seed", style_weight=10.0, content_weight=1.0, tv_weight=0.0)
+        options["scales"] = args.race_scales
         model = model_for(args.race_precision)
         load_before = load()
         trace, total, _, checks, cpu = default_job(model, content, style, options)
@@ -177,11 +194,16 @@ def main(argv=None):
             adam_model.precision, "reached it" if baseline["reached"] else "had NOT reached it", baseline["steps"],
             baseline["wall_s"], baseline["cpu_s"], baseline["loss"], "" if baseline["reached"] else "> ", ratio,
             cpu_ratio, load()), flush=True)
+        along = ratios_along(trace, baseline.pop("trace"))
+        print("  had the job stopped after a share of its final-scale iterations: " + ", ".join(
+            "%.0f%%: %.5g at %.1f s, %s" % (100 * share, loss, wall, "%.2fx" % (reached / wall) if reached else "-")
+            for share, wall, loss, reached in along), flush=True)
         results["race"].append({"size": size, "options": {k: options[k] for k in (
             "loss_normalization", "style_weight", "content_weight", "tv_weight")}, "precision": model.precision,
             "adam_precision": adam_model.precision, "job_final_loss": target, "job_s": total, "job_cpu_s": cpu,
             "eta_checks": checks, "adam": baseline, "ratio": ratio, "cpu_ratio": cpu_ratio,
-            "ratio_is_lower_bound": not baseline["reached"], "load_before": load_before, "load_after": load()})
+            "ratio_is_lower_bound": not baseline["reached"], "load_before": load_before, "load_after": load(),
+            "scales": args.race_scales, "ratios_along": along})
     precision_iterations = [int(n) for n in args.precision_iterations.split(",") if n]
     for index, size in enumerate([int(s) for s in args.precision_sizes.split(",") if s]):
         content, style = load_inputs(size)
