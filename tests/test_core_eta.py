@@ -14,19 +14,24 @@ class Clock:
         self.wall = 100.0
 
 
+def charge_evaluations(monkeypatch, clock, seconds):
+    """Every objective evaluation advances `clock` by `seconds(objective, image)`."""
+    evaluate = losses_module.Objective.evaluate
+
+    def timed_evaluate(self, image):
+        clock.wall += seconds(self, image)
+        return evaluate(self, image)
+
+    monkeypatch.setattr(losses_module.Objective, "evaluate", timed_evaluate)
+
+
 def run_paused_job(fake_model, monkeypatch, pause_after):
     """A 3-scale job with a deterministic clock (an evaluation costs 50 µs per pixel plus 5 ms),
     paused for 10 s (a preview job, longer than the job itself) in the first cancel check after
     progress event number `pause_after` (None: never). Returns the events (time, fraction, ETA,
     scale) and the end time."""
     clock = Clock()
-    evaluate = losses_module.Objective.evaluate
-
-    def timed_evaluate(self, image):
-        clock.wall += 5e-3 + 50e-6 * image.shape[0] * image.shape[1]
-        return evaluate(self, image)
-
-    monkeypatch.setattr(losses_module.Objective, "evaluate", timed_evaluate)
+    charge_evaluations(monkeypatch, clock, lambda _, image: 5e-3 + 50e-6 * image.shape[0] * image.shape[1])
     rng = np.random.default_rng(3)
     content = rng.uniform(0, 255, (64, 64, 3)).astype(np.float32)
     style = rng.uniform(0, 255, (50, 60, 3)).astype(np.float32)
@@ -71,13 +76,7 @@ def test_after_a_bfloat16_job_goes_on_in_float32_the_eta_is_measured_at_the_new_
     from engine_server.core.weights import load_vgg19_weights
 
     clock = Clock()
-    evaluate = losses_module.Objective.evaluate
-
-    def timed_evaluate(self, image):
-        clock.wall += 6.0 if self.precision == "float32" else 1.0
-        return evaluate(self, image)
-
-    monkeypatch.setattr(losses_module.Objective, "evaluate", timed_evaluate)
+    charge_evaluations(monkeypatch, clock, lambda objective, _: 6.0 if objective.precision == "float32" else 1.0)
     model = noisy_in(VGG19Features(load_vgg19_weights(fake_weights), precision="bfloat16"), "bfloat16")
     events = []
     stylize(model, random_image(5, (48, 40)), [StyleInput(random_image(6, (40, 40)))],
@@ -95,13 +94,7 @@ def test_eta_expects_coarse_scales_to_settle_and_hand_their_rest_to_the_next(fak
     rest (the final scale often runs 2-3x its plan, at 4x the cost per iteration): the ETA at 25 % was
     37-49 % short in real 512 and 1024 px jobs. Deterministic clock: an evaluation costs 1 µs per pixel."""
     clock = Clock()
-    evaluate = losses_module.Objective.evaluate
-
-    def timed_evaluate(self, image):
-        clock.wall += 1e-6 * image.shape[0] * image.shape[1] + 1e-4
-        return evaluate(self, image)
-
-    monkeypatch.setattr(losses_module.Objective, "evaluate", timed_evaluate)
+    charge_evaluations(monkeypatch, clock, lambda _, image: 1e-6 * image.shape[0] * image.shape[1] + 1e-4)
     size = 128
     y, x = np.mgrid[0:size, 0:size]
     noise = np.random.default_rng(0).uniform(0, 30, (size, size, 3))
