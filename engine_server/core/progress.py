@@ -115,11 +115,13 @@ class Work:
         self.scale_from, self.scale_units = self._now(), 0.0
         self.since = (self.iterations_done[self.scale], self.evaluations_done[self.scale])
 
-    def skip_rest(self, scale):
-        """The scale stopped early: its remaining iterations are no longer work to do (a coarse
-        scale's go on to the next scale: the caller adds them to its count)."""
+    def stopped_early(self, scale):
+        """The scale stopped before its count: a coarse scale's remaining iterations go on to the next
+        scale (which reads its count from `counts`), the final scale's are no longer work to do."""
+        left = self.counts[scale] - self.iterations_done[scale]
         if scale < len(self.counts) - 1:
             self.settled_share = self.iterations_done[scale] / float(self.counts[scale])
+            self.counts[scale + 1] += left
         self.counts[scale] = self.iterations_done[scale]
 
     def _evaluations_per_iteration(self):

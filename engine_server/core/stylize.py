@@ -227,7 +227,7 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
                     raise Cancelled()
 
     for scale, size in enumerate(sizes):
-        count = counts[scale]
+        count = work.counts[scale]      # a coarse scale that settled early handed on its rest
         final = scale == len(sizes) - 1
         # Upsample what the coarser scale changed, onto the start at this size: the start's fine
         # detail (the content's, by default) is kept instead of being blurred away.
@@ -296,12 +296,10 @@ def stylize(model, content, styles, options, on_progress=None, should_cancel=Non
             report("optimize")
             if optimizer.converged and iteration < count:
                 left = count - iteration
-                work.skip_rest(scale)
+                work.stopped_early(scale)
                 if not final:       # a coarse scale only prepares a start: the next scale gets the rest
                     log.info("scale %d/%d (%dx%d) settled after %d of %d iterations (%s); %d more for the next",
                              scale + 1, len(sizes), size[1], size[0], iteration, count, optimizer.converged, left)
-                    counts[scale + 1] += left
-                    work.counts[scale + 1] += left
                     break
                 log.info("converged after %d of %d iterations at the final scale (%s)", iteration, count,
                          optimizer.converged)
